@@ -1,0 +1,114 @@
+// swift-tools-version:6.0
+//
+// Koper — a Copr-class RPM build and repository service.
+//
+// The manifest is the architecture (docs/architecture.md). Layers, bottom to top:
+//   C system libraries   each imported by exactly one Swift wrapper module
+//   Pure libraries       no I/O, no C: HTTPCore, CoprModel, RPM
+//   I/O libraries        HTTPServer (Dispatch), Postgres (libpq), LibCrypto (libcrypto)
+//   Services             thin executables: koper-frontend, koper-backend, koper-builder,
+//                        koper-distgit, koper-keygen. Executables never import each other.
+// Nothing in the product graph is built on SwiftNIO.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Koper",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "koper-frontend", targets: ["Frontend"]),
+        .executable(name: "koper-backend", targets: ["Backend"]),
+        .executable(name: "koper-builder", targets: ["BuilderAgent"]),
+        .executable(name: "koper-distgit", targets: ["DistGitProxy"]),
+        .executable(name: "koper-keygen", targets: ["Keygen"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // MARK: C system libraries (module.modulemap + shim.h; one Swift wrapper each)
+        /** libpq, wrapped by Postgres. */
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        /** libcrypto (OpenSSL 3), wrapped by LibCrypto. */
+        .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // MARK: Pure libraries (no I/O, no C)
+        /** HTTP/1.1 request parser with limits, response serialiser, router, multipart parser. */
+        .target(name: "HTTPCore", swiftSettings: swiftSettings),
+        /** Copr domain model: states, names, chroot globs, validation, API v3 JSON shapes. */
+        .target(name: "CoprModel", swiftSettings: swiftSettings),
+        /** JSON values, a strict bounded parser and a compact serialiser. */
+        .target(name: "KoperJSON", swiftSettings: swiftSettings),
+        /** Bounds-checked RPM lead / signature header / main header reader. */
+        .target(name: "RPM", swiftSettings: swiftSettings),
+
+        // MARK: I/O libraries
+        /** HTTP/1.1 server on libdispatch sources: keep-alive, pipelining, deadlines, backpressure. */
+        .target(
+            name: "HTTPServer",
+            dependencies: ["HTTPCore", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        /** libpq: connections owned by serial queues, a bounded pool, transactions, migrations, LISTEN. */
+        .target(
+            name: "Postgres",
+            dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        /** libcrypto: SHA-256, secure random bytes, constant-time comparison. */
+        .target(name: "LibCrypto", dependencies: ["CLibcrypto"], swiftSettings: swiftSettings),
+
+        // MARK: Services (thin @main + the service's own code)
+        /** koper-frontend: API v3, .repo files, uploads, internal /backend/ API, admin CLI. */
+        .executableTarget(
+            name: "Frontend",
+            dependencies: [
+                "HTTPCore", "HTTPServer", "Postgres", "LibCrypto", "CoprModel", "RPM", "KoperJSON",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        /** koper-backend: build dispatch, ticket service, workers, publishing (issue 4/5). */
+        .executableTarget(
+            name: "Backend",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        /** koper-builder: one build on one builder host (issue 4). */
+        .executableTarget(
+            name: "BuilderAgent",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        /** koper-distgit: source cache (later issue). */
+        .executableTarget(
+            name: "DistGitProxy",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        /** koper-keygen: per-project keys and signing (issue 5). */
+        .executableTarget(
+            name: "Keygen",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests
+        /** Fixtures: a throw-away PostgreSQL cluster, free ports, HTTP test client. */
+        .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
+        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
+        .testTarget(name: "CoprModelTests", dependencies: ["CoprModel"]),
+        .testTarget(name: "KoperJSONTests", dependencies: ["KoperJSON"]),
+        .testTarget(name: "RPMTests", dependencies: ["RPM"]),
+        .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPCore", "TestSupport"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
+        .testTarget(name: "FrontendTests", dependencies: ["Frontend", "TestSupport", "HTTPCore", "Postgres", "KoperJSON"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,176 @@
+import Foundation
+import HTTPCore
+import HTTPServer
+import KoperJSON
+import Logging
+import Postgres
+
+/// An error a route turns into a response: JSON `{"error": …}` under /api_3 and /backend, text elsewhere.
+struct APIError: Error, Sendable {
+    let status: Int
+    let message: String
+    var headers: HTTPHeaders = HTTPHeaders()
+
+    init(_ status: Int, _ message: String, headers: HTTPHeaders = HTTPHeaders()) {
+        self.status = status
+        self.message = message
+        self.headers = headers
+    }
+
+    static func badRequest(_ m: String) -> APIError { APIError(400, m) }
+    static func notFound(_ m: String) -> APIError { APIError(404, m) }
+    static func forbidden(_ m: String) -> APIError { APIError(403, m) }
+}
+
+/// One request as routes see it: decoded path parameters, query, body and the base URLs for links.
+struct RequestContext: Sendable {
+    let request: HTTPRequest
+    let parameters: [String: String]
+    let query: [(name: String, value: String)]
+    let publicBase: String
+    let hostWithoutPort: String
+
+    var head: HTTPRequestHead { self.request.head }
+
+    /// The last value of a query parameter (copr-cli sends each once).
+    func q(_ name: String) -> String? {
+        self.query.last(where: { $0.name == name })?.value
+    }
+
+    func qs(_ name: String) -> [String] {
+        self.query.filter { $0.name == name }.map(\.value)
+    }
+
+    func param(_ name: String) -> String { self.parameters[name] ?? "" }
+
+    /// The body as a JSON object; an empty body is `{}`.
+    func jsonBody() throws -> JSONObject {
+        let bytes = self.request.body.bytes
+        if bytes.isEmpty { return JSONObject() }
+        let value: JSON
+        do {
+            value = try JSONParser.parse(bytes)
+        } catch {
+            throw APIError.badRequest("Request body is not valid JSON: \(error.message)")
+        }
+        guard case .object(let o) = value else { throw APIError.badRequest("Request body must be a JSON object") }
+        return o
+    }
+
+    var credentials: BasicCredentials? {
+        self.head.headers["Authorization"].flatMap { BasicCredentials(authorizationHeader: $0) }
+    }
+}
+
+typealias RouteHandler = @Sendable (FrontendApp, RequestContext) async throws -> HTTPResponse
+
+/// The Frontend's HTTP handler: API v3, .repo files, the internal /backend/ API, minimal web pages.
+final class FrontendApp: HTTPHandler {
+    let config: FrontendConfig
+    let db: PGPool
+    let logger: Logger
+    let router: Router<RouteHandler>
+    let tasks: TaskSignal
+
+    init(config: FrontendConfig, db: PGPool, logger: Logger) {
+        self.config = config
+        self.db = db
+        self.logger = logger
+        self.tasks = TaskSignal()
+        var r = Router<RouteHandler>()
+        Routes.register(&r)
+        self.router = r
+    }
+
+    func bodyPolicy(for head: HTTPRequestHead) -> HTTPBodyPolicy {
+        let path = head.rawPath
+        if head.method == "POST" && (path == "/api_3/build/create/upload" || path == "/api_3/build/create/upload/") {
+            return .file(maxBytes: self.config.maxUploadBytes)
+        }
+        if path.hasPrefix("/api_3/project-chroot/edit/") {
+            return .file(maxBytes: self.config.maxJSONBytes * 4)  // multipart with an optional comps file
+        }
+        return .memory(maxBytes: self.config.maxJSONBytes)
+    }
+
+    func errorResponse(status: Int, reason: String, head: HTTPRequestHead?) -> HTTPResponse {
+        if let head, !head.rawPath.hasPrefix("/api_3") && !head.rawPath.hasPrefix("/backend") {
+            return HTTPResponse(status: status, contentType: "text/plain; charset=utf-8", body: reason + "\n")
+        }
+        let message = status == 413 ? "Request body too large" : reason
+        return jsonResponse(status, ["error": .string(message)])
+    }
+
+    func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        let head = request.head
+        let isAPI = head.rawPath.hasPrefix("/api_3") || head.rawPath.hasPrefix("/backend")
+        guard let segments = Router<RouteHandler>.decodeSegments(head.rawPath) else {
+            return self.render(APIError.badRequest("Malformed URL"), isAPI: isAPI)
+        }
+        if segments.contains(where: { $0 == ".." || $0 == "." || $0.contains("\0") }) {
+            return self.render(APIError.badRequest("Path must not contain '.' or '..' segments"), isAPI: isAPI)
+        }
+        let method = head.method == "HEAD" ? "GET" : head.method
+        guard let match = self.router.match(method: method, pathSegments: segments) else {
+            if isAPI {
+                return jsonResponse(404, ["error": "Such API endpoint doesn't exist"])
+            }
+            return htmlResponse(404, Web.page(title: "Error 404: Page Not Found", body: "<h1>Error 404: Page Not Found</h1>"))
+        }
+        let host = head.headers["Host"] ?? "\(self.config.listenHost):\(self.config.listenPort)"
+        let context = RequestContext(
+            request: request,
+            parameters: match.parameters,
+            query: head.rawQuery.map { URLEncoding.parseQuery($0) } ?? [],
+            publicBase: self.config.publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "http://\(host)",
+            hostWithoutPort: hostWithoutPort(host)
+        )
+        do {
+            return try await match.value(self, context)
+        } catch let e as APIError {
+            return self.render(e, isAPI: isAPI)
+        } catch let e as PostgresError {
+            self.logger.error("database error", metadata: ["error": "\(e)", "http.path": "\(head.rawPath)"])
+            if e.code == .poolExhausted || e.code == .timeout {
+                return self.render(APIError(503, "The service is overloaded, try again later"), isAPI: isAPI)
+            }
+            return self.render(APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."), isAPI: isAPI)
+        } catch {
+            self.logger.error("unexpected error", metadata: ["error": "\(error)", "http.path": "\(head.rawPath)"])
+            return self.render(APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."), isAPI: isAPI)
+        }
+    }
+
+    func render(_ e: APIError, isAPI: Bool) -> HTTPResponse {
+        var response: HTTPResponse
+        if isAPI {
+            var body: JSONObject = ["error": .string(e.message)]
+            if e.status == 401 { body["output"] = "notok" }
+            response = jsonResponse(e.status, .object(body))
+        } else {
+            response = htmlResponse(e.status, Web.page(title: "Error \(e.status)", body: "<h1>Error \(e.status)</h1><p>\(Web.escape(e.message))</p>"))
+        }
+        for f in e.headers { response.headers.replaceOrAdd(name: f.name, value: f.value) }
+        return response
+    }
+}
+
+func jsonResponse(_ status: Int, _ value: JSON) -> HTTPResponse {
+    HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: value.serialized())
+}
+
+func jsonOK(_ value: JSON) -> HTTPResponse { jsonResponse(200, value) }
+
+func htmlResponse(_ status: Int, _ html: String) -> HTTPResponse {
+    HTTPResponse(status: status, contentType: "text/html; charset=utf-8", body: html)
+}
+
+/// `127.0.0.1:8080` → `127.0.0.1`, `[::1]:8080` → `::1`, `example.org` → `example.org`.
+func hostWithoutPort(_ host: String) -> String {
+    if host.hasPrefix("[") {
+        if let close = host.firstIndex(of: "]") { return String(host[host.index(after: host.startIndex)..<close]) }
+        return host
+    }
+    if let colon = host.lastIndex(of: ":") { return String(host[..<colon]) }
+    return host
+}

@@ -1,0 +1,353 @@
+import CoprModel
+import Foundation
+import HTTPCore
+import HTTPServer
+import KoperJSON
+import Postgres
+
+enum BuildAPI {
+    static func buildID(_ ctx: RequestContext, _ key: String = "id") throws -> Int {
+        guard let id = Int(ctx.param(key)), id > 0 else { throw APIError.notFound("Such API endpoint doesn't exist") }
+        return id
+    }
+
+    static func checkBeforeBuild(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let options = try BuildOptions(try ctx.jsonBody())
+        let config = app.config
+        try await app.db.withConnection { c in
+            let user = try Auth.requireUser(c, ctx)
+            _ = try BuildCreation.validate(c, user: user, options: options, config: config)
+        }
+        return jsonOK(["message": "It should be safe to submit a build like this"])
+    }
+
+    static func get(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let id = try buildID(ctx)
+        let results = app.config.resultsBase
+        let base = ctx.publicBase
+        let json = try await app.db.withConnection { c in try Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base) }
+        return jsonOK(json)
+    }
+
+    static func list(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        guard let owner = ctx.q("ownername"), !owner.isEmpty else { throw APIError.badRequest("Missing argument ownername") }
+        guard let name = ctx.q("projectname"), !name.isEmpty else { throw APIError.badRequest("Missing argument projectname") }
+        let page = try Page(ctx)
+        let packageName = ctx.q("packagename").flatMap { $0.isEmpty ? nil : $0 }
+        let status = ctx.q("status").flatMap { $0.isEmpty ? nil : $0 }
+        if let status, BuildState(rawValue: status) == nil { throw APIError.badRequest("status: Not a valid choice") }
+        let results = app.config.resultsBase
+        let base = ctx.publicBase
+        let items = try await app.db.withConnection { c -> [JSON] in
+            let project = try Projects.require(c, owner: owner, name: name)
+            let r = try c.query(
+                """
+                SELECT \(Builds.columns) \(Builds.from)
+                WHERE b.project_id = $1 AND ($2::text IS NULL OR b.pkg_name = $2) AND ($3::text IS NULL OR b.state = $3)
+                ORDER BY b.id DESC LIMIT $4 OFFSET $5
+                """,
+                [String(project.id), packageName, status, String(page.limit), String(page.offset)]
+            )
+            return try r.rows.map { try Builds.json($0, resultsBase: results, publicBase: base) }
+        }
+        // Newest first, and the meta says so (upstream says ASC while returning DESC; we stay consistent).
+        return jsonOK(["items": .array(items), "meta": page.meta(orderType: "DESC")])
+    }
+
+    static func builtPackages(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let id = try buildID(ctx)
+        let json = try await app.db.withConnection { c -> JSON in
+            _ = try Builds.require(c, id: id)
+            var o = JSONObject()
+            for row in try Builds.chrootRows(c, buildID: id) {
+                let pkgs = Builds.builtPackages(row.optionalString("built_packages"))
+                if pkgs.arrayValue?.isEmpty == false {
+                    o[try row.string("name")] = ["packages": pkgs]
+                }
+            }
+            return .object(o)
+        }
+        return jsonOK(json)
+    }
+
+    static func chrootList(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let raw = ctx.parameters["id"] ?? ctx.q("build_id")
+        guard let raw, !raw.isEmpty else { throw APIError.badRequest("Missing argument build_id") }
+        guard let id = Int(raw) else { throw APIError.badRequest("build_id: Not a valid integer value.") }
+        let page = try Page(ctx)
+        let descending = ctx.q("order_type")?.uppercased() == "DESC"
+        let results = app.config.resultsBase
+        let items = try await app.db.withConnection { c -> [JSON] in
+            let build = try Builds.require(c, id: id)
+            let owner = try build.string("ownername")
+            let dirname = try build.string("project_dirname")
+            return try Builds.chrootRows(c, buildID: id, descending: descending).dropFirst(page.offset).prefix(page.limit).map { row in
+                Builds.chrootJSON(
+                    name: try row.string("name"), state: try row.string("state"), startedOn: try row.optionalInt("started_on"),
+                    endedOn: try row.optionalInt("ended_on"), resultDir: row.optionalString("result_dir"), owner: owner, dirname: dirname,
+                    resultsBase: results
+                )
+            }
+        }
+        return jsonOK(["items": .array(items), "meta": page.meta(order: "name", orderType: descending ? "DESC" : "ASC")])
+    }
+
+    static func chrootRow(_ c: PGConnection, _ ctx: RequestContext) throws -> (build: PGRow, chroot: PGRow) {
+        guard let raw = ctx.q("build_id"), !raw.isEmpty else { throw APIError.badRequest("Missing argument build_id") }
+        guard let id = Int(raw) else { throw APIError.badRequest("build_id: Not a valid integer value.") }
+        guard let name = ctx.q("chrootname"), !name.isEmpty else { throw APIError.badRequest("Missing argument chrootname") }
+        let build = try Builds.require(c, id: id)
+        guard let row = try Builds.chrootRows(c, buildID: id).first(where: { $0["name"] == name }) else {
+            throw APIError.notFound("Build chroot \(name) of build \(id) does not exist.")
+        }
+        return (build, row)
+    }
+
+    static func chrootGet(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let results = app.config.resultsBase
+        let json = try await app.db.withConnection { c -> JSON in
+            let (build, row) = try chrootRow(c, ctx)
+            return Builds.chrootJSON(
+                name: try row.string("name"), state: try row.string("state"), startedOn: try row.optionalInt("started_on"),
+                endedOn: try row.optionalInt("ended_on"), resultDir: row.optionalString("result_dir"),
+                owner: try build.string("ownername"), dirname: try build.string("project_dirname"), resultsBase: results
+            )
+        }
+        return jsonOK(json)
+    }
+
+    static func chrootBuiltPackages(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let json = try await app.db.withConnection { c -> JSON in
+            let (_, row) = try chrootRow(c, ctx)
+            return ["packages": Builds.builtPackages(row.optionalString("built_packages"))]
+        }
+        return jsonOK(json)
+    }
+
+    // MARK: Creating builds
+
+    static func createUpload(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        guard case .file(let path, _) = ctx.request.body else { throw APIError.badRequest("Expected a multipart/form-data body with 'pkgs' and 'json' parts") }
+        guard let ct = ctx.head.headers["Content-Type"], let boundary = MultipartParser.boundary(fromContentType: ct) else {
+            throw APIError.badRequest("Expected a multipart/form-data body with 'pkgs' and 'json' parts")
+        }
+        let config = app.config
+        // Authenticate before touching the upload.
+        _ = try await app.db.withConnection { c in try Auth.requireUser(c, ctx) }
+        let upload = try await Uploads.receive(bodyPath: path, boundary: boundary, config: config)
+        var keep = false
+        defer { if !keep { unlink(upload.storedPath) } }
+        let jsonPart: JSONObject
+        do {
+            guard case .object(let o) = try JSONParser.parse(upload.json) else { throw APIError.badRequest("The 'json' part must be a JSON object") }
+            jsonPart = o
+        } catch let e as JSONParseError {
+            throw APIError.badRequest("The 'json' part is not valid JSON: \(e.message)")
+        }
+        let options = try BuildOptions(jsonPart)
+        let srpm = upload.package
+        let results = app.config.resultsBase
+        let base = ctx.publicBase
+        let json = try await app.db.transaction { c -> JSON in
+            let user = try Auth.requireUser(c, ctx)
+            let v = try BuildCreation.validate(c, user: user, options: options, config: config)
+            let packageID = try PackageStore.ensure(c, projectID: v.project.id, name: srpm.name, sourceType: "upload")
+            let relative = try Uploads.commit(upload, config: config)
+            let id = try BuildCreation.insert(
+                c, user: user, v: v, options: options, sourceType: "upload",
+                sourceJSON: ["pkg": .string(upload.filename), "sha256": .string(upload.sha256)],
+                sourceState: config.distgitImport ? .importing : .succeeded,
+                packageID: packageID,
+                pkg: (srpm.name, srpm.epoch, srpm.version, srpm.release),
+                srpm: (relative, upload.sha256, upload.size)
+            )
+            return try Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base)
+        }
+        keep = true
+        app.tasks.bump()
+        return jsonOK(json)
+    }
+
+    static func createURL(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let body = try ctx.jsonBody()
+        let options = try BuildOptions(body)
+        guard let urls = try optionalStringList(body["pkgs"], field: "pkgs"), !urls.isEmpty else {
+            throw APIError.badRequest("pkgs: At least one URL is required.")
+        }
+        for u in urls {
+            guard let parsed = URL(string: u), let scheme = parsed.scheme?.lowercased(), ["http", "https", "ftp"].contains(scheme), parsed.host != nil else {
+                throw APIError.badRequest("pkgs: '\(u)' is not a valid http(s) URL")
+            }
+        }
+        let items = try await createSourceBuilds(app, ctx, options: options, sources: urls.map { ("link", ["url": .string($0)]) })
+        return jsonOK(["items": .array(items), "meta": ["limit": nil, "offset": nil, "order": nil, "order_type": nil]])
+    }
+
+    static func createSCM(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let body = try ctx.jsonBody()
+        let options = try BuildOptions(body)
+        let source = try PackageStore.scmSource(body)
+        let items = try await createSourceBuilds(app, ctx, options: options, sources: [("scm", source)])
+        return jsonOK(items[0])
+    }
+
+    /// Builds whose SRPM must first be produced by an SRPM-build task (URL, SCM): source state `pending`, chroots `waiting`.
+    static func createSourceBuilds(_ app: FrontendApp, _ ctx: RequestContext, options: BuildOptions, sources: [(String, JSONObject)], packageID: Int? = nil) async throws -> [JSON] {
+        let config = app.config
+        let results = app.config.resultsBase
+        let base = ctx.publicBase
+        let items = try await app.db.transaction { c -> [JSON] in
+            let user = try Auth.requireUser(c, ctx)
+            let v = try BuildCreation.validate(c, user: user, options: options, config: config)
+            return try sources.map { (type, json) in
+                let id = try BuildCreation.insert(
+                    c, user: user, v: v, options: options, sourceType: type, sourceJSON: .object(json), sourceState: .pending,
+                    packageID: packageID, pkg: nil, srpm: nil
+                )
+                if type == "link", let url = json["url"]?.stringValue {
+                    try c.execute("UPDATE builds SET srpm_url = $1 WHERE id = $2", [url, String(id)])
+                }
+                return try Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base)
+            }
+        }
+        app.tasks.bump()
+        return items
+    }
+
+    // MARK: Cancel and delete
+
+    static let finalStates = "('succeeded', 'failed', 'canceled', 'skipped', 'forked')"
+
+    static func cancel(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let id = try buildID(ctx)
+        let results = app.config.resultsBase
+        let base = ctx.publicBase
+        let json = try await app.db.transaction { c -> JSON in
+            let user = try Auth.requireUser(c, ctx)
+            // Lock the build row so a concurrent backend update and this cancel serialise.
+            guard let locked = try c.query("SELECT project_id, state, source_state FROM builds WHERE id = $1 FOR UPDATE", [String(id)]).first else {
+                throw APIError.notFound("Build \(id) does not exist.")
+            }
+            guard let project = try Projects.find(c, id: try locked.int("project_id")) else { throw APIError.notFound("Build \(id) does not exist.") }
+            guard try Permissions.canBuild(c, user: user, project: project) else {
+                throw APIError.forbidden("You are not allowed to cancel this build.")
+            }
+            let state = BuildState(rawValue: try locked.string("state")) ?? .unknown
+            if state.isFinal { throw APIError(409, "Cannot cancel build \(id)") }
+            // Tasks a builder holds right now must be killed by the Backend.
+            let active = try c.query(
+                "SELECT name FROM build_chroots WHERE build_id = $1 AND state IN ('starting', 'running')", [String(id)]
+            ).rows.map { "\(id)-\(try $0.string("name"))" }
+            var kill = active
+            if ["starting", "running"].contains(try locked.string("source_state")) { kill.append(String(id)) }
+            for task in kill {
+                try c.execute("INSERT INTO cancel_requests (task_id) VALUES ($1) ON CONFLICT DO NOTHING", [task])
+            }
+            try c.execute(
+                "UPDATE build_chroots SET state = 'canceled', ended_on = now() WHERE build_id = $1 AND state NOT IN \(finalStates)", [String(id)]
+            )
+            try c.execute(
+                "UPDATE builds SET canceled = true, source_state = CASE WHEN source_state IN \(finalStates) THEN source_state ELSE 'canceled' END, source_ended_on = coalesce(source_ended_on, now()) WHERE id = $1",
+                [String(id)]
+            )
+            try Builds.refreshState(c, buildID: id)
+            try c.notify(channel: "koper_tasks", payload: "cancel")
+            return try Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base)
+        }
+        app.tasks.bump()
+        return jsonOK(json)
+    }
+
+    static func deleteOne(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let id = try buildID(ctx)
+        let results = app.config.resultsBase
+        let base = ctx.publicBase
+        let (json, uploads) = try await app.db.transaction { c -> (JSON, [String]) in
+            let user = try Auth.requireUser(c, ctx)
+            let row = try Builds.require(c, id: id)
+            let json = try Builds.json(row, resultsBase: results, publicBase: base)
+            let uploads = try deleteBuilds(c, user: user, ids: [id])
+            return (json, uploads)
+        }
+        Uploads.remove(paths: uploads, config: app.config)
+        app.tasks.bump()
+        return jsonOK(json)
+    }
+
+    static func deleteList(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let body = try ctx.jsonBody()
+        guard let raw = body["builds"]?.arrayValue, !raw.isEmpty else { throw APIError.badRequest("builds: At least one build id is required.") }
+        let ids = try raw.map { v -> Int in
+            guard let i = v.intValue ?? v.stringValue.flatMap({ Int($0) }) else { throw APIError.badRequest("builds: Not a valid integer value.") }
+            return i
+        }
+        let uploads = try await app.db.transaction { c in
+            let user = try Auth.requireUser(c, ctx)
+            return try deleteBuilds(c, user: user, ids: ids)
+        }
+        Uploads.remove(paths: uploads, config: app.config)
+        app.tasks.bump()
+        return jsonOK(["builds": .array(ids.map { .int($0) })])
+    }
+
+    /// Deletes builds of one project after every check passed (errors aggregated as upstream does), and queues
+    /// one backend action that removes their result directories. Returns the stored uploads to remove after commit.
+    static func deleteBuilds(_ c: PGConnection, user: User, ids: [Int]) throws -> [String] {
+        let rows = try c.query(
+            "SELECT b.id, b.project_id, b.state, b.srpm_path, b.project_dirname, p.ownername, p.name FROM builds b JOIN projects p ON p.id = b.project_id WHERE b.id = ANY($1::bigint[]) FOR UPDATE OF b",
+            ["{" + ids.map(String.init).joined(separator: ",") + "}"]
+        ).rows
+        var errors: [String] = []
+        let found = Set(try rows.map { try $0.int("id") })
+        let missing = ids.filter { !found.contains($0) }
+        if !missing.isEmpty { errors.append("Build(s) \(missing.map(String.init).joined(separator: ", ")) don't exist") }
+        let projectIDs = Set(try rows.map { try $0.int("project_id") })
+        if projectIDs.count > 1 { errors.append("Can not delete builds from more project") }
+        let running = try rows.filter { !(BuildState(rawValue: try $0.string("state"))?.isFinal ?? false) }.map { try $0.int("id") }
+        if !running.isEmpty { errors.append("Build(s) \(running.map(String.init).joined(separator: ", ")) are still running") }
+        if let pid = projectIDs.first, projectIDs.count == 1, let project = try Projects.find(c, id: pid) {
+            if try !Permissions.canEdit(c, user: user, project: project) {
+                errors.append("You don't have permissions to delete build(s) \(rows.compactMap { $0["id"] }.joined(separator: ", "))")
+            } else if project.persistent {
+                errors.append("Cannot delete build(s) of a persistent project")
+            }
+        }
+        if !errors.isEmpty {
+            let status = missing.count == ids.count ? 404 : 400
+            throw APIError(status, errors.joined(separator: "\n"))
+        }
+        var dirs = JSONObject()
+        for row in rows {
+            let bid = try row.int("id")
+            for ch in try Builds.chrootRows(c, buildID: bid) {
+                guard let d = ch.optionalString("result_dir") else { continue }
+                let name = try ch.string("name")
+                var list = dirs[name]?.arrayValue ?? []
+                list.append(.string(d))
+                dirs[name] = .array(list)
+            }
+        }
+        let first = rows[0]
+        try c.execute("DELETE FROM builds WHERE id = ANY($1::bigint[])", ["{" + ids.map(String.init).joined(separator: ",") + "}"])
+        try Actions.enqueue(
+            c, type: "delete", owner: try first.string("ownername"), project: try first.string("name"),
+            data: [
+                "object_type": "builds", "ownername": .string(try first.string("ownername")),
+                "project_dirname": .string(try first.string("project_dirname")), "build_ids": .array(ids.map { .int($0) }),
+                "chroot_builddirs": .object(dirs),
+            ]
+        )
+        return rows.compactMap { $0.optionalString("srpm_path") }
+    }
+
+    // MARK: Stored uploads (builders fetch the SRPM here until DistGitProxy exists)
+
+    static func downloadUpload(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        let dir = ctx.param("dir")
+        let file = ctx.param("file")
+        guard Uploads.isSafeComponent(dir), Uploads.isSafeComponent(file) else { throw APIError.notFound("No such file") }
+        let path = "\(app.config.uploadDir)/\(dir)/\(file)"
+        guard let data = FileManager.default.contents(atPath: path) else { throw APIError.notFound("No such file") }
+        return HTTPResponse(status: 200, headers: ["Content-Type": "application/x-rpm"], body: [UInt8](data))
+    }
+}

@@ -1,0 +1,99 @@
+/// A response to serialise. The server adds `Content-Length` and `Connection` itself.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+
+    public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public init(status: Int, contentType: String, body: String) {
+        self.init(status: status, headers: ["Content-Type": contentType], body: Array(body.utf8))
+    }
+
+    /// Serialises the status line and header block. `keepAlive: false` adds `Connection: close`.
+    /// A HEAD response keeps the Content-Length of the body it omits.
+    public func serializeHead(keepAlive: Bool, contentLength: Int? = nil) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(128 + self.headers.count * 32)
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        appendDecimal(self.status, to: &out)
+        out.append(32)
+        out.append(contentsOf: HTTPStatus.reason(self.status).utf8)
+        out.append(contentsOf: "\r\n".utf8)
+        for field in self.headers {
+            if asciiCaseInsensitiveEquals(field.name, "Content-Length") || asciiCaseInsensitiveEquals(field.name, "Connection") {
+                continue
+            }
+            out.append(contentsOf: field.name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: field.value.utf8)
+            out.append(contentsOf: "\r\n".utf8)
+        }
+        if self.status >= 200 && self.status != 204 && self.status != 304 {
+            out.append(contentsOf: "Content-Length: ".utf8)
+            appendDecimal(contentLength ?? self.body.count, to: &out)
+            out.append(contentsOf: "\r\n".utf8)
+        }
+        if !keepAlive {
+            out.append(contentsOf: "Connection: close\r\n".utf8)
+        }
+        out.append(contentsOf: "\r\n".utf8)
+        return out
+    }
+}
+
+@inline(__always)
+func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+    if value == 0 {
+        out.append(48)
+        return
+    }
+    var v = value
+    var digits: [UInt8] = []
+    if v < 0 {
+        out.append(45)
+        v = -v
+    }
+    while v > 0 {
+        digits.append(UInt8(48 + v % 10))
+        v /= 10
+    }
+    out.append(contentsOf: digits.reversed())
+}
+
+public enum HTTPStatus {
+    public static func reason(_ status: Int) -> String {
+        switch status {
+        case 100: return "Continue"
+        case 200: return "OK"
+        case 201: return "Created"
+        case 204: return "No Content"
+        case 206: return "Partial Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 304: return "Not Modified"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 408: return "Request Timeout"
+        case 409: return "Conflict"
+        case 411: return "Length Required"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 416: return "Range Not Satisfiable"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        case 505: return "HTTP Version Not Supported"
+        default: return "Status"
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import Dispatch
+import HTTPCore
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An HTTP/1.1 server on libdispatch sources (no SwiftNIO).
+///
+/// One listening socket with a read source on a serial accept queue; one `Connection` per socket, confined to its
+/// own serial queue (which targets a shared concurrent queue), so connection state needs no locks. Handlers run as
+/// Swift tasks and hand their response back to the connection's queue.
+public final class Server: Sendable {
+    public let configuration: HTTPServerConfiguration
+    let handler: any HTTPHandler
+    let logger: Logger
+    let acceptQueue = DispatchQueue(label: "koper.http.accept")
+    let connectionTarget = DispatchQueue(label: "koper.http.connections", attributes: .concurrent)
+
+    struct State {
+        var listenFD: Int32 = -1
+        var listenSource: UncheckedSource?
+        var port: Int = 0
+        var connections: [ObjectIdentifier: Connection] = [:]
+        var draining = false
+        var accepted = 0
+    }
+
+    let state = Mutex(State())
+    let draining = Atomic<Bool>(false)
+
+    public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler, logger: Logger) {
+        self.configuration = configuration
+        self.handler = handler
+        self.logger = logger
+    }
+
+    /// The bound port (valid after `start()`).
+    public var port: Int { self.state.withLock { $0.port } }
+
+    /// Open connections right now.
+    public var connectionCount: Int { self.state.withLock { $0.connections.count } }
+
+    /// Binds, listens and starts accepting. Returns the bound port.
+    @discardableResult
+    public func start() throws -> Int {
+        signal(SIGPIPE, SIG_IGN)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw HTTPServerError(operation: "socket", errno: errno) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(self.configuration.port).bigEndian)
+        guard inet_pton(AF_INET, self.configuration.host, &addr.sin_addr) == 1 else {
+            close(fd)
+            throw HTTPServerError(operation: "inet_pton", errno: EINVAL)
+        }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else {
+            let e = errno
+            close(fd)
+            throw HTTPServerError(operation: "bind", errno: e)
+        }
+        guard listen(fd, self.configuration.backlog) == 0 else {
+            let e = errno
+            close(fd)
+            throw HTTPServerError(operation: "listen", errno: e)
+        }
+        var actual = sockaddr_in()
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &actual) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        let port = Int(UInt16(bigEndian: actual.sin_port))
+        let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: self.acceptQueue)
+        source.setEventHandler { [weak self] in self?.acceptAll(listenFD: fd, source: source) }
+        source.setCancelHandler { close(fd) }
+        self.state.withLock {
+            $0.listenFD = fd
+            $0.listenSource = UncheckedSource(source: source)
+            $0.port = port
+        }
+        source.resume()
+        self.logger.info("HTTP server listening", metadata: ["http.host": "\(self.configuration.host)", "http.port": "\(port)"])
+        return port
+    }
+
+    func acceptAll(listenFD: Int32, source: any DispatchSourceRead) {
+        while true {
+            let fd = accept(listenFD, nil, nil)
+            if fd < 0 {
+                let e = errno
+                if e == EINTR || e == ECONNABORTED { continue }
+                if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
+                    // Out of descriptors: pause accepting briefly instead of spinning on a level-triggered source.
+                    self.logger.warning("accept failed: out of resources", metadata: ["errno": "\(e)"])
+                    source.suspend()
+                    // The source is only ever touched on acceptQueue, where this closure runs too.
+                    nonisolated(unsafe) let paused = source
+                    self.acceptQueue.asyncAfter(deadline: .now() + .milliseconds(100)) { paused.resume() }
+                }
+                return
+            }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            if self.draining.load(ordering: .relaxed) {
+                close(fd)
+                continue
+            }
+            let queue = DispatchQueue(label: "koper.http.conn", target: self.connectionTarget)
+            let connection = Connection(fd: fd, queue: queue, server: self)
+            let admitted = self.state.withLock { st -> Bool in
+                guard st.connections.count < self.configuration.maxConnections else { return false }
+                st.connections[ObjectIdentifier(connection)] = connection
+                st.accepted += 1
+                return true
+            }
+            if admitted {
+                connection.start()
+            } else {
+                connection.refuseAndClose()
+            }
+        }
+    }
+
+    func connectionClosed(_ connection: Connection) {
+        _ = self.state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(connection)) }
+    }
+
+    /// Stops accepting, closes idle connections, lets in-flight requests finish (their responses carry
+    /// `Connection: close`), and force-closes whatever is left after `gracePeriod`.
+    public func shutdown(gracePeriod: Duration = .seconds(10)) async {
+        self.draining.store(true, ordering: .relaxed)
+        let (source, connections) = self.state.withLock { st -> (UncheckedSource?, [Connection]) in
+            st.draining = true
+            let s = st.listenSource
+            st.listenSource = nil
+            return (s, Array(st.connections.values))
+        }
+        source?.source.cancel()
+        for c in connections { c.queue.async { c.closeIfIdle() } }
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: gracePeriod)
+        while self.connectionCount > 0 && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let rest = self.state.withLock { Array($0.connections.values) }
+        for c in rest { c.queue.async { c.close() } }
+        while self.connectionCount > 0 && clock.now < deadline.advanced(by: .seconds(2)) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        self.logger.info("HTTP server stopped")
+    }
+
+    var isDraining: Bool { self.draining.load(ordering: .relaxed) }
+}
+
+/// A dispatch source handed between threads. Sources are thread-safe for resume/suspend/cancel; the wrapper only
+/// tells the compiler so.
+struct UncheckedSource: @unchecked Sendable {
+    let source: any DispatchSourceRead
+}

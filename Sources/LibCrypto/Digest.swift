@@ -1,0 +1,98 @@
+internal import CLibcrypto
+
+/// An error from libcrypto. The description carries the failing call only, never input data.
+public struct CryptoError: Error, Sendable, CustomStringConvertible {
+    public let operation: String
+    public var description: String { "libcrypto: \(self.operation) failed" }
+}
+
+/// Incremental SHA-256 over libcrypto's EVP interface.
+///
+/// Owns one `EVP_MD_CTX`; not shareable across threads (it is a non-Sendable value owner). The corresponding C
+/// functions are `EVP_DigestInit_ex`, `EVP_DigestUpdate` and `EVP_DigestFinal_ex`.
+public final class SHA256Hasher {
+    private let ctx: OpaquePointer
+    private var finished = false
+
+    public init() {
+        guard let ctx = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
+        self.ctx = ctx
+        precondition(EVP_DigestInit_ex(ctx, EVP_sha256(), nil) == 1, "EVP_DigestInit_ex(sha256) failed")
+    }
+
+    deinit { EVP_MD_CTX_free(self.ctx) }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        precondition(!self.finished, "SHA256Hasher used after finalize()")
+        if bytes.isEmpty { return }
+        precondition(EVP_DigestUpdate(self.ctx, bytes.baseAddress, bytes.count) == 1)
+    }
+
+    public func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        if let done: Void = bytes.withContiguousStorageIfAvailable({ self.update(UnsafeRawBufferPointer($0)) }) {
+            return done
+        }
+        Array(bytes).withUnsafeBytes { self.update($0) }
+    }
+
+    /// The 32-byte digest. The hasher cannot be used afterwards.
+    public func finalize() -> [UInt8] {
+        precondition(!self.finished, "SHA256Hasher finalized twice")
+        self.finished = true
+        var out = [UInt8](repeating: 0, count: 32)
+        var len: UInt32 = 0
+        precondition(EVP_DigestFinal_ex(self.ctx, &out, &len) == 1 && len == 32)
+        return out
+    }
+}
+
+public enum Crypto {
+    public static func sha256<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
+        let h = SHA256Hasher()
+        h.update(bytes)
+        return h.finalize()
+    }
+
+    public static func sha256Hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        hex(sha256(bytes))
+    }
+
+    /// Cryptographically secure random bytes (`RAND_bytes`).
+    public static func randomBytes(_ count: Int) throws(CryptoError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        guard count == 0 || RAND_bytes(&out, Int32(count)) == 1 else { throw CryptoError(operation: "RAND_bytes") }
+        return out
+    }
+
+    /// A random string over `alphabet` without modulo bias.
+    public static func randomString(length: Int, alphabet: String = "abcdefghijklmnopqrstuvwxyz") throws(CryptoError) -> String {
+        let chars = Array(alphabet.unicodeScalars)
+        precondition(!chars.isEmpty && chars.count <= 256)
+        let limit = 256 - (256 % chars.count)
+        var result = String.UnicodeScalarView()
+        while result.count < length {
+            for b in try randomBytes(length * 2) where Int(b) < limit && result.count < length {
+                result.append(chars[Int(b) % chars.count])
+            }
+        }
+        return String(result)
+    }
+
+    /// Compares in time independent of where the inputs differ (`CRYPTO_memcmp`).
+    public static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        if a.isEmpty { return true }
+        return a.withUnsafeBytes { pa in b.withUnsafeBytes { pb in CRYPTO_memcmp(pa.baseAddress, pb.baseAddress, a.count) == 0 } }
+    }
+
+    public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

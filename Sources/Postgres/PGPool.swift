@@ -1,0 +1,236 @@
+internal import Dispatch
+public import Logging
+internal import Synchronization
+
+/// A bounded pool of `PGConnection`s.
+///
+/// - Connections are opened lazily, up to `size`. Each one lives on its own serial DispatchQueue, and closures
+///   run there, so blocking libpq calls never run on the Swift concurrency pool.
+/// - At most `maxWaiters` callers wait for a connection; more fail at once with `.poolExhausted`. A caller that
+///   waits longer than `checkoutTimeout` fails with `.timeout`.
+/// - A connection that died while idle (server restart, terminated backend) is reopened before use. If the
+///   death only shows when the first statement of a call fails, the whole call is run once more on a fresh
+///   connection, so callers survive a server restart without retrying themselves. The closure may therefore
+///   run twice, but never after any of its statements reached the server.
+public final class PGPool: Sendable {
+    /// A snapshot of the pool's counters.
+    public struct Statistics: Sendable, Equatable {
+        /// Connection slots created so far (at most `size`).
+        public let connections: Int
+        /// Slots not lent out.
+        public let idle: Int
+        /// Callers waiting for a slot.
+        public let waiting: Int
+    }
+
+    private struct Waiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<PGConnection, any Error>
+    }
+
+    private struct State {
+        var connections: [PGConnection] = []
+        var idle: [PGConnection] = []
+        var waiters: [Waiter] = []
+        var nextWaiterID: UInt64 = 0
+        var isClosed = false
+    }
+
+    private let conninfo: String
+    private let size: Int
+    private let maxWaiters: Int
+    private let checkoutTimeout: Duration
+    private let logger: Logger
+    private let validatesIdleConnections: Bool
+    private let state = Mutex(State())
+
+    public convenience init(
+        conninfo: String,
+        size: Int,
+        maxWaiters: Int = 1024,
+        checkoutTimeout: Duration = .seconds(10),
+        logger: Logger
+    ) {
+        self.init(
+            conninfo: conninfo,
+            size: size,
+            maxWaiters: maxWaiters,
+            checkoutTimeout: checkoutTimeout,
+            logger: logger,
+            validatesIdleConnections: true
+        )
+    }
+
+    /// `validatesIdleConnections: false` skips the check of idle connections before use; tests use it to
+    /// exercise the retry path.
+    package init(
+        conninfo: String,
+        size: Int,
+        maxWaiters: Int,
+        checkoutTimeout: Duration,
+        logger: Logger,
+        validatesIdleConnections: Bool
+    ) {
+        precondition(size >= 1, "PGPool size must be at least 1")
+        precondition(maxWaiters >= 0, "PGPool maxWaiters must not be negative")
+        self.conninfo = conninfo
+        self.size = size
+        self.maxWaiters = maxWaiters
+        self.checkoutTimeout = checkoutTimeout
+        self.logger = logger
+        self.validatesIdleConnections = validatesIdleConnections
+    }
+
+    deinit {
+        let connections = state.withLock { $0.connections }
+        for connection in connections {
+            connection.queue.async { connection.closeHandle() }
+        }
+    }
+
+    public var statistics: Statistics {
+        state.withLock { Statistics(connections: $0.connections.count, idle: $0.idle.count, waiting: $0.waiters.count) }
+    }
+
+    /// Runs `body` synchronously on a pooled connection's serial DispatchQueue; the caller awaits. Blocking libpq
+    /// calls therefore never run on the Swift concurrency pool.
+    @discardableResult
+    public func withConnection<T: Sendable>(_ body: @escaping @Sendable (PGConnection) throws -> T) async throws -> T {
+        var retried = false
+        while true {
+            let connection = try await checkout()
+            let validate = validatesIdleConnections
+            let outcome: PGConnection.Outcome<T> = await withCheckedContinuation { continuation in
+                connection.queue.async {
+                    continuation.resume(returning: connection.perform(body, validatingIdleHandle: validate))
+                }
+            }
+            checkin(connection)
+            switch outcome.result {
+            case .success(let value):
+                return value
+            case .failure(let error):
+                if outcome.isRetryable && !retried {
+                    retried = true
+                    logger.notice("postgres connection was stale; retrying on a new connection")
+                    continue
+                }
+                throw error
+            }
+        }
+    }
+
+    /// BEGIN; body; COMMIT — ROLLBACK if body throws (then rethrows).
+    @discardableResult
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (PGConnection) throws -> T) async throws -> T {
+        try await withConnection { connection in
+            try connection.withTransaction(body)
+        }
+    }
+
+    /// Closes idle connections and fails waiters (and later callers) with `.poolClosed`. Connections that are
+    /// lent out are closed when they come back.
+    public func close() {
+        let (idle, waiters) = state.withLock { state in
+            state.isClosed = true
+            let taken = (state.idle, state.waiters)
+            state.idle = []
+            state.waiters = []
+            return taken
+        }
+        for waiter in waiters {
+            waiter.continuation.resume(throwing: PostgresError(code: .poolClosed, message: "the pool is closed"))
+        }
+        for connection in idle {
+            connection.queue.async { connection.closeHandle() }
+        }
+    }
+
+    // MARK: Checkout
+
+    private enum Decision {
+        case ready(PGConnection)
+        case fail(any Error)
+        case wait
+    }
+
+    private func checkout() async throws -> PGConnection {
+        let id = state.withLock { state in
+            state.nextWaiterID += 1
+            return state.nextWaiterID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PGConnection, any Error>) in
+                let decision: Decision = state.withLock { state in
+                    if state.isClosed {
+                        return .fail(PostgresError(code: .poolClosed, message: "the pool is closed"))
+                    }
+                    if Task.isCancelled {
+                        return .fail(CancellationError())
+                    }
+                    if let connection = state.idle.popLast() {
+                        return .ready(connection)
+                    }
+                    if state.connections.count < size {
+                        let connection = PGConnection(
+                            conninfo: conninfo,
+                            label: "koper.postgres.connection.\(state.connections.count)",
+                            logger: logger
+                        )
+                        state.connections.append(connection)
+                        return .ready(connection)
+                    }
+                    if state.waiters.count >= maxWaiters {
+                        return .fail(PostgresError(code: .poolExhausted, message: "too many callers waiting for a connection"))
+                    }
+                    state.waiters.append(Waiter(id: id, continuation: continuation))
+                    return .wait
+                }
+                switch decision {
+                case .ready(let connection):
+                    continuation.resume(returning: connection)
+                case .fail(let error):
+                    continuation.resume(throwing: error)
+                case .wait:
+                    DispatchQueue.global().asyncAfter(deadline: .now() + checkoutTimeout.dispatchInterval) { [weak self] in
+                        self?.removeWaiter(
+                            id,
+                            error: PostgresError(code: .timeout, message: "timed out waiting for a connection")
+                        )
+                    }
+                }
+            }
+        } onCancel: {
+            removeWaiter(id, error: CancellationError())
+        }
+    }
+
+    private func removeWaiter(_ id: UInt64, error: any Error) {
+        let waiter: Waiter? = state.withLock { state in
+            guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+            return state.waiters.remove(at: index)
+        }
+        waiter?.continuation.resume(throwing: error)
+    }
+
+    private func checkin(_ connection: PGConnection) {
+        let waiter: Waiter?? = state.withLock { state in
+            if state.isClosed {
+                return .none
+            }
+            if !state.waiters.isEmpty {
+                return .some(state.waiters.removeFirst())
+            }
+            state.idle.append(connection)
+            return .some(nil)
+        }
+        switch waiter {
+        case .none:
+            connection.queue.async { connection.closeHandle() }
+        case .some(.some(let waiter)):
+            waiter.continuation.resume(returning: connection)
+        case .some(.none):
+            break
+        }
+    }
+}
