@@ -66,7 +66,10 @@ enum LibPQ {
             { context, message in
                 guard let context, let message else { return }
                 let sink = Unmanaged<NoticeSink>.fromOpaque(context).takeUnretainedValue()
-                sink.logger.debug("postgres notice", metadata: ["pg.notice": "\(LibPQ.trimmed(String(cString: message)))"])
+                sink.logger.debug(
+                    "postgres notice",
+                    metadata: ["pg.notice": "\(LibPQ.trimmed(String(cString: message)))"]
+                )
             },
             Unmanaged.passUnretained(noticeSink).toOpaque()
         )

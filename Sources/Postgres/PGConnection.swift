@@ -90,6 +90,7 @@ public final class PGConnection: @unchecked Sendable {
 
     /// BEGIN; body; COMMIT — ROLLBACK if `body` throws (then rethrows). Also refuses to COMMIT (and rolls back)
     /// a transaction that an error inside `body` already aborted, even if `body` swallowed that error.
+    /// Transactions do not nest: inside `body`, use SAVEPOINT for sub-transactions.
     public func withTransaction<T>(_ body: (PGConnection) throws -> T) throws -> T {
         try execute("BEGIN")
         let value: T

@@ -181,7 +181,9 @@ public final class PGPool: Sendable {
                         return .ready(connection)
                     }
                     if state.waiters.count >= maxWaiters {
-                        return .fail(PostgresError(code: .poolExhausted, message: "too many callers waiting for a connection"))
+                        return .fail(
+                            PostgresError(code: .poolExhausted, message: "too many callers waiting for a connection")
+                        )
                     }
                     state.waiters.append(Waiter(id: id, continuation: continuation))
                     return .wait
@@ -192,7 +194,8 @@ public final class PGPool: Sendable {
                 case .fail(let error):
                     continuation.resume(throwing: error)
                 case .wait:
-                    DispatchQueue.global().asyncAfter(deadline: .now() + checkoutTimeout.dispatchInterval) { [weak self] in
+                    DispatchQueue.global().asyncAfter(deadline: .now() + checkoutTimeout.dispatchInterval) {
+                        [weak self] in
                         self?.removeWaiter(
                             id,
                             error: PostgresError(code: .timeout, message: "timed out waiting for a connection")
@@ -213,24 +216,30 @@ public final class PGPool: Sendable {
         waiter?.continuation.resume(throwing: error)
     }
 
+    private enum Return {
+        case toIdle
+        case toWaiter(Waiter)
+        case close
+    }
+
     private func checkin(_ connection: PGConnection) {
-        let waiter: Waiter?? = state.withLock { state in
+        let destination: Return = state.withLock { state in
             if state.isClosed {
-                return .none
+                return .close
             }
             if !state.waiters.isEmpty {
-                return .some(state.waiters.removeFirst())
+                return .toWaiter(state.waiters.removeFirst())
             }
             state.idle.append(connection)
-            return .some(nil)
+            return .toIdle
         }
-        switch waiter {
-        case .none:
-            connection.queue.async { connection.closeHandle() }
-        case .some(.some(let waiter)):
-            waiter.continuation.resume(returning: connection)
-        case .some(.none):
+        switch destination {
+        case .toIdle:
             break
+        case .toWaiter(let waiter):
+            waiter.continuation.resume(returning: connection)
+        case .close:
+            connection.queue.async { connection.closeHandle() }
         }
     }
 }

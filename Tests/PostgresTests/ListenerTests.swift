@@ -1,10 +1,10 @@
 import Postgres
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct ListenerTests {
     @Test func deliversNotifications() async throws {
-        let conninfo = try PostgresFixture.makeDatabase()
+        let conninfo = try await PostgresFixture.makeDatabaseAsync()
         let pool = PGPool(conninfo: conninfo, size: 1, logger: silentLogger)
         defer { pool.close() }
         let received = Collector<String>()
@@ -26,7 +26,9 @@ import TestSupport
         try await pool.transaction { try $0.notify(channel: "build_events", payload: "three") }
 
         #expect(await eventually { received.values.count == 3 })
-        #expect(received.values == [#"build_events|{"id": 1, "note": "it's ✓"}"#, "Mixed Case|two", "build_events|three"])
+        #expect(
+            received.values == [#"build_events|{"id": 1, "note": "it's ✓"}"#, "Mixed Case|two", "build_events|three"]
+        )
 
         listener.cancel()
         try await Task.sleep(for: .milliseconds(50))
@@ -36,7 +38,7 @@ import TestSupport
     }
 
     @Test func synchronousInitListensBeforeReturning() async throws {
-        let conninfo = try PostgresFixture.makeDatabase()
+        let conninfo = try await PostgresFixture.makeDatabaseAsync()
         let pool = PGPool(conninfo: conninfo, size: 1, logger: silentLogger)
         defer { pool.close() }
         let received = Collector<String>()

@@ -1,6 +1,6 @@
 import Postgres
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct MigratorTests {
     static let first: [PGMigration] = [
@@ -12,18 +12,23 @@ import TestSupport
                 CREATE INDEX builds_project ON builds (project_id);
                 """
         ),
-        PGMigration(version: 1, name: "projects", sql: "CREATE TABLE projects (id serial PRIMARY KEY, name text UNIQUE);"),
+        PGMigration(
+            version: 1,
+            name: "projects",
+            sql: "CREATE TABLE projects (id serial PRIMARY KEY, name text UNIQUE);"
+        ),
     ]
 
     @Test func appliesOnceAndIsIdempotent() async throws {
-        let pool = try makePool(size: 2)
+        let pool = try await makePool(size: 2)
         defer { pool.close() }
         let applied = try await PGMigrator.migrate(pool, migrations: Self.first, logger: silentLogger)
         #expect(applied == [1, 2])
         let again = try await PGMigrator.migrate(pool, migrations: Self.first, logger: silentLogger)
         #expect(again == [])
 
-        let third = Self.first + [PGMigration(version: 3, name: "state", sql: "ALTER TABLE builds ADD COLUMN state text;")]
+        let third =
+            Self.first + [PGMigration(version: 3, name: "state", sql: "ALTER TABLE builds ADD COLUMN state text;")]
         #expect(try await PGMigrator.migrate(pool, migrations: third, logger: silentLogger) == [3])
 
         let recorded = try await pool.withConnection { connection in
@@ -41,7 +46,7 @@ import TestSupport
     }
 
     @Test func concurrentMigratorsApplyEachVersionOnce() async throws {
-        let conninfo = try PostgresFixture.makeDatabase()
+        let conninfo = try await PostgresFixture.makeDatabaseAsync()
         let pools = (0..<3).map { _ in PGPool(conninfo: conninfo, size: 1, logger: silentLogger) }
         defer { pools.forEach { $0.close() } }
         let results = try await withThrowingTaskGroup(of: [Int].self) { group in
@@ -56,11 +61,16 @@ import TestSupport
     }
 
     @Test func failingMigrationRollsBackAndIsNotRecorded() async throws {
-        let pool = try makePool(size: 1)
+        let pool = try await makePool(size: 1)
         defer { pool.close() }
-        let broken = Self.first + [
-            PGMigration(version: 3, name: "broken", sql: "CREATE TABLE half_done (id int); SELECT no_such_column FROM builds;")
-        ]
+        let broken =
+            Self.first + [
+                PGMigration(
+                    version: 3,
+                    name: "broken",
+                    sql: "CREATE TABLE half_done (id int); SELECT no_such_column FROM builds;"
+                )
+            ]
         let error = await #expect(throws: PostgresError.self) {
             try await PGMigrator.migrate(pool, migrations: broken, logger: silentLogger)
         }
@@ -76,7 +86,7 @@ import TestSupport
     }
 
     @Test func duplicateVersionsAreRejected() async throws {
-        let pool = try makePool(size: 1)
+        let pool = try await makePool(size: 1)
         defer { pool.close() }
         let duplicated = Self.first + [PGMigration(version: 1, name: "again", sql: "SELECT 1;")]
         let error = await #expect(throws: PostgresError.self) {

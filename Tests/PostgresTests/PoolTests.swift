@@ -5,14 +5,15 @@ import Testing
 
 @Suite struct PoolTests {
     @Test func manyConcurrentCallersShareFewConnections() async throws {
-        let pool = try makePool(size: 4)
+        let pool = try await makePool(size: 4)
         defer { pool.close() }
         let results = try await withThrowingTaskGroup(of: (Int, Int, Int).self) { group in
             for i in 0..<200 {
                 group.addTask {
                     try await pool.withConnection { connection in
                         let row = try #require(
-                            try connection.query("SELECT $1::int * 2 AS doubled, pg_backend_pid() AS pid", [String(i)]).first
+                            try connection.query("SELECT $1::int * 2 AS doubled, pg_backend_pid() AS pid", [String(i)])
+                                .first
                         )
                         return (i, try row.int("doubled"), try row.int("pid"))
                     }
@@ -31,7 +32,7 @@ import Testing
     }
 
     @Test func waitersBeyondLimitFailFast() async throws {
-        let pool = try makePool(size: 1, maxWaiters: 2)
+        let pool = try await makePool(size: 1, maxWaiters: 2)
         defer { pool.close() }
         let gate = DispatchSemaphore(value: 0)
         let holding = Mutex(false)
@@ -62,7 +63,7 @@ import Testing
     }
 
     @Test func checkoutTimesOut() async throws {
-        let pool = try makePool(size: 1, checkoutTimeout: .milliseconds(200))
+        let pool = try await makePool(size: 1, checkoutTimeout: .milliseconds(200))
         defer { pool.close() }
         let gate = DispatchSemaphore(value: 0)
         let holding = Mutex(false)
@@ -85,7 +86,7 @@ import Testing
     }
 
     @Test func closeFailsWaitersAndLaterCalls() async throws {
-        let pool = try makePool(size: 1)
+        let pool = try await makePool(size: 1)
         let gate = DispatchSemaphore(value: 0)
         let holding = Mutex(false)
         let holder = Task {
@@ -109,7 +110,7 @@ import Testing
     }
 
     @Test func cancelledWaiterLeavesTheQueue() async throws {
-        let pool = try makePool(size: 1)
+        let pool = try await makePool(size: 1)
         defer { pool.close() }
         let gate = DispatchSemaphore(value: 0)
         let holding = Mutex(false)

@@ -11,9 +11,9 @@ func makePool(
     size: Int = 4,
     maxWaiters: Int = 1024,
     checkoutTimeout: Duration = .seconds(10)
-) throws -> PGPool {
+) async throws -> PGPool {
     PGPool(
-        conninfo: try PostgresFixture.makeDatabase(),
+        conninfo: try await PostgresFixture.makeDatabaseAsync(),
         size: size,
         maxWaiters: maxWaiters,
         checkoutTimeout: checkoutTimeout,

@@ -1,10 +1,10 @@
 import Postgres
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct QueryTests {
     @Test func parameterisedQueryKeepsInjectionTextAndNull() async throws {
-        let pool = try makePool(size: 1)
+        let pool = try await makePool(size: 1)
         defer { pool.close() }
         let hostile = "Robert'); DROP TABLE students; --"
         let rows = try await pool.withConnection { connection in
@@ -36,7 +36,7 @@ import TestSupport
     }
 
     @Test func rowDecodingAndAffectedRows() async throws {
-        let pool = try makePool(size: 1)
+        let pool = try await makePool(size: 1)
         defer { pool.close() }
         let (result, updated) = try await pool.withConnection { connection in
             try connection.execute("CREATE TABLE t (id int PRIMARY KEY, n int, flag boolean, label text)")
@@ -62,7 +62,7 @@ import TestSupport
     }
 
     @Test func uniqueViolationIsRecognised() async throws {
-        let pool = try makePool(size: 1)
+        let pool = try await makePool(size: 1)
         defer { pool.close() }
         try await pool.withConnection { connection in
             try connection.execute("CREATE TABLE projects (name text CONSTRAINT projects_name_key UNIQUE)")
@@ -87,7 +87,7 @@ import TestSupport
     }
 
     @Test func errorDescriptionHidesParameters() async throws {
-        let pool = try makePool(size: 1)
+        let pool = try await makePool(size: 1)
         defer { pool.close() }
         let secret = "s3cr3t-token-0123456789"
         try await pool.withConnection { connection in
@@ -108,7 +108,9 @@ import TestSupport
         }
         for error in [castError, uniqueError, shortError] {
             let error = try #require(error)
-            for text in [error.description, String(describing: error), String(reflecting: error), "\(error)", error.message] {
+            for text in [
+                error.description, String(describing: error), String(reflecting: error), "\(error)", error.message,
+            ] {
                 #expect(!text.contains(secret))
                 #expect(!text.contains("\"abc\""))
             }
@@ -119,9 +121,10 @@ import TestSupport
     }
 
     @Test func connectionErrorHidesPassword() async throws {
-        let port = try FreePortForTests.closedPort()
+        let port = try FreePort.allocate()  // free a moment ago: nothing listens on it
         let pool = PGPool(
-            conninfo: "host=127.0.0.1 port=\(port) user=postgres password=hunter2-very-secret dbname=x connect_timeout=2",
+            conninfo:
+                "host=127.0.0.1 port=\(port) user=postgres password=hunter2-very-secret dbname=x connect_timeout=2",
             size: 1,
             logger: silentLogger
         )
@@ -133,6 +136,7 @@ import TestSupport
         #expect(error.map { "\($0)".contains("hunter2") } == false)
 
         let malformed = PGPool(conninfo: "host=127.0.0.1 password hunter2-very-secret", size: 1, logger: silentLogger)
+        defer { malformed.close() }
         let parseError = await #expect(throws: PostgresError.self) {
             try await malformed.withConnection { try $0.query("SELECT 1") }
         }
@@ -141,18 +145,11 @@ import TestSupport
     }
 
     @Test func nulBytesAreRejected() async throws {
-        let pool = try makePool(size: 1)
+        let pool = try await makePool(size: 1)
         defer { pool.close() }
         let error = await #expect(throws: PostgresError.self) {
             try await pool.withConnection { try $0.query("SELECT $1::text", ["admin\u{0}suffix"]) }
         }
         #expect(error?.code == .invalidArgument)
-    }
-}
-
-enum FreePortForTests {
-    /// A port nothing listens on (allocated and released).
-    static func closedPort() throws -> Int {
-        try FreePort.allocate()
     }
 }

@@ -1,17 +1,17 @@
 import Postgres
-import Testing
 import TestSupport
+import Testing
 
 /// These tests restart a PostgreSQL cluster of their own, so they never disturb the shared one.
 @Suite(.serialized) struct ReconnectTests {
     @Test func poolSurvivesServerRestart() async throws {
-        let cluster = try PostgresCluster.start()
+        let cluster = try await PostgresCluster.startAsync()
         defer { cluster.stop() }
         let pool = PGPool(conninfo: cluster.adminConninfo, size: 2, logger: silentLogger)
         defer { pool.close() }
         let before = try await pool.withConnection { try $0.query("SELECT pg_backend_pid() AS pid").first?.int("pid") }
 
-        try cluster.restart()
+        try await cluster.restartAsync()
 
         // No retry by the caller: the pool notices the dead idle connection and reconnects.
         let after = try await pool.withConnection { try $0.query("SELECT pg_backend_pid() AS pid").first?.int("pid") }
@@ -21,7 +21,7 @@ import TestSupport
     }
 
     @Test func staleConnectionIsRetriedOnceTransparently() async throws {
-        let cluster = try PostgresCluster.start()
+        let cluster = try await PostgresCluster.startAsync()
         defer { cluster.stop() }
         // Skip the idle check, so that the first statement itself hits the dead connection.
         let pool = PGPool(
@@ -34,17 +34,22 @@ import TestSupport
         )
         defer { pool.close() }
         _ = try await pool.withConnection { try $0.query("SELECT 1") }
-        try cluster.restart()
+        try await cluster.restartAsync()
         let runs = Collector<Int>()
-        let value = try await pool.transaction { connection in
+        let value = try await pool.withConnection { connection in
             runs.append(1)
             return try connection.query("SELECT 2 AS two").first?.int("two")
         }
         #expect(value == 2)
-        #expect(runs.values.count == 2)  // first run failed at BEGIN on the stale connection, second succeeded
+        #expect(runs.values.count == 2)  // the first run failed on the stale connection, the second succeeded
+
+        // The same for a transaction, whose first statement is BEGIN.
+        try await cluster.restartAsync()
+        let committed = try await pool.transaction { try $0.query("SELECT 4 AS four").first?.int("four") }
+        #expect(committed == 4)
 
         // A call whose first statement had already reached the server is not retried.
-        try cluster.restart()
+        try await cluster.restartAsync()
         let runsAfterWork = Collector<Int>()
         _ = try await pool.withConnection { try $0.query("SELECT 1") }  // fresh again
         let error = await #expect(throws: PostgresError.self) {
@@ -60,7 +65,7 @@ import TestSupport
     }
 
     @Test func listenerReconnectsAndListensAgain() async throws {
-        let cluster = try PostgresCluster.start()
+        let cluster = try await PostgresCluster.startAsync()
         defer { cluster.stop() }
         let pool = PGPool(conninfo: cluster.adminConninfo, size: 1, logger: silentLogger)
         defer { pool.close() }
@@ -78,7 +83,7 @@ import TestSupport
         try await pool.withConnection { try $0.notify(channel: "events", payload: "before") }
         #expect(await eventually { received.values == ["before"] })
 
-        try cluster.restart()
+        try await cluster.restartAsync()
         #expect(await eventually { listens.values.count == 2 })
         try await pool.withConnection { try $0.notify(channel: "events", payload: "after") }
         #expect(await eventually { received.values == ["before", "after"] })

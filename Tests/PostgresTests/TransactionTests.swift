@@ -5,7 +5,7 @@ import Testing
     struct Boom: Error {}
 
     @Test func commitAndRollback() async throws {
-        let pool = try makePool(size: 2)
+        let pool = try await makePool(size: 2)
         defer { pool.close() }
         try await pool.withConnection { try $0.execute("CREATE TABLE items (name text PRIMARY KEY)") }
 
@@ -39,20 +39,19 @@ import Testing
     }
 
     @Test func leftOpenTransactionIsRolledBack() async throws {
-        let pool = try makePool(size: 1)
+        let pool = try await makePool(size: 1)
         defer { pool.close() }
         try await pool.withConnection { try $0.execute("CREATE TABLE items (name text)") }
         try await pool.withConnection { connection in
             try connection.execute("BEGIN")
             try connection.execute("INSERT INTO items VALUES ('dangling')")
         }
-        let (count, inTransaction) = try await pool.withConnection { connection in
-            (
-                try connection.query("SELECT count(*) AS n FROM items").first?.int("n"),
-                try connection.query("SELECT now() = statement_timestamp() AS idle").first?.bool("idle")
-            )
-        }
+        let count = try await pool.withConnection { try $0.query("SELECT count(*) AS n FROM items").first?.int("n") }
         #expect(count == 0)
-        #expect(inTransaction == true)
+        // Outside a transaction block SAVEPOINT fails with 25P01 (no_active_sql_transaction).
+        let error = await #expect(throws: PostgresError.self) {
+            try await pool.withConnection { try $0.execute("SAVEPOINT probe") }
+        }
+        #expect(error?.sqlState == "25P01")
     }
 }

@@ -1,0 +1,44 @@
+import Foundation
+
+/// Real source RPMs made with `rpmbuild -bs` at test time (nothing binary is committed).
+public enum SRPMFixture {
+    public struct Failure: Error, CustomStringConvertible { public let description: String }
+
+    public static var isAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/rpmbuild") }
+
+    /// Builds `NAME-VERSION-RELEASE.src.rpm` of a tiny noarch package with no dependencies, in its own directory.
+    public static func make(name: String = "hello-koper", version: String = "1.0", release: String = "1", epoch: Int? = nil) async throws -> String {
+        let dir = try makeTemporaryDirectory(prefix: "koper-srpm")
+        let spec = """
+            Name: \(name)
+            Version: \(version)
+            Release: \(release)
+            \(epoch.map { "Epoch: \($0)" } ?? "")
+            Summary: Koper test package
+            License: MIT
+            BuildArch: noarch
+            AutoReqProv: no
+
+            %description
+            A package for Koper's tests.
+
+            %install
+            mkdir -p %{buildroot}/usr/share/\(name)
+            echo hello > %{buildroot}/usr/share/\(name)/hello.txt
+
+            %files
+            /usr/share/\(name)/hello.txt
+
+            """
+        try spec.write(toFile: "\(dir)/\(name).spec", atomically: true, encoding: .utf8)
+        let r = try await Command.run(
+            "/usr/bin/rpmbuild",
+            ["-bs", "--define", "_topdir \(dir)/top", "--define", "_srcrpmdir \(dir)", "\(dir)/\(name).spec"],
+            environment: ["HOME": dir]
+        )
+        guard r.status == 0 else { throw Failure(description: "rpmbuild -bs failed: \(r.output)") }
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".src.rpm") }
+        guard let f = files.first else { throw Failure(description: "rpmbuild made no SRPM: \(r.output)") }
+        return "\(dir)/\(f)"
+    }
+}
