@@ -59,7 +59,9 @@ public struct HTTPRequestParser: Sendable {
         case chunkSize
         case chunkData(remaining: Int)
         case chunkDataEnd
-        case trailers
+        /// Reading the trailer section; `bytes` and `fields` count what was already taken, so the bound holds across
+        /// reads.
+        case trailers(bytes: Int, fields: Int)
         case failed
     }
 
@@ -67,6 +69,8 @@ public struct HTTPRequestParser: Sendable {
     var state: State = .head
     /// How far into the buffered head we have already searched for the blank line (so byte-at-a-time input stays linear).
     var scanned = 0
+    /// Offset of the request line's LF in the buffered head, once seen.
+    var firstLineFeed: Int? = nil
 
     public init(limits: HTTPParserLimits = HTTPParserLimits()) {
         self.limits = limits
@@ -113,7 +117,7 @@ public struct HTTPRequestParser: Sendable {
                 guard let d = hexValue(b) else { throw .bad("bad chunk size") }
                 size = size * 16 + d
             }
-            self.state = size == 0 ? .trailers : .chunkData(remaining: size)
+            self.state = size == 0 ? .trailers(bytes: 0, fields: 0) : .chunkData(remaining: size)
             return try self.step(&input)
         case .chunkData(let remaining):
             guard !input.isEmpty else { return nil }
@@ -144,19 +148,30 @@ public struct HTTPRequestParser: Sendable {
             }
             self.state = .chunkSize
             return try self.step(&input)
-        case .trailers:
-            // Trailer fields are read and discarded, bounded like the header block.
-            var total = 0
+        case .trailers(var total, var fields):
+            // Trailer fields are read and discarded, bounded like the header block (bytes and field count). The
+            // running totals live in the state: a trailer section may arrive over many reads.
             while true {
-                guard let line = try self.takeLine(&input, limit: self.limits.maxHeaderBytes, what: "trailer") else {
+                // +2: room for the line's own CRLF; the running total below is the exact bound.
+                let room = self.limits.maxHeaderBytes - total + 2
+                let line: ArraySlice<UInt8>?
+                do {
+                    line = try self.takeLine(&input, limit: room, what: "trailer")
+                } catch {
+                    throw HTTPParseError(status: 431, reason: "trailers too large")
+                }
+                guard let line else {
+                    self.state = .trailers(bytes: total, fields: fields)
                     return nil
                 }
-                total += line.count + 2
-                if total > self.limits.maxHeaderBytes { throw HTTPParseError(status: 431, reason: "trailers too large") }
                 if line.isEmpty {
                     self.state = .head
                     return .end
                 }
+                total += line.count + 2
+                fields += 1
+                if total > self.limits.maxHeaderBytes { throw HTTPParseError(status: 431, reason: "trailers too large") }
+                if fields > self.limits.maxHeaderFields { throw HTTPParseError(status: 431, reason: "too many trailer fields") }
             }
         }
     }
@@ -184,13 +199,13 @@ public struct HTTPRequestParser: Sendable {
         let r = input.readable
         guard !r.isEmpty else { return nil }
         let base = r.startIndex
-        // Find the end of the head: LF CR? LF.
+        // Find the end of the head: LF CR? LF. Only bytes not seen before are scanned (the last 3 again, as the
+        // terminator may straddle two reads).
         var i = base + max(0, self.scanned - 3)
         var headEnd: Int? = nil
-        var firstLineEnd: Int? = nil
-        if let fl = r[base...].firstIndex(of: 10) { firstLineEnd = fl }
         while i < r.endIndex {
             if r[i] == 10 {
+                if self.firstLineFeed == nil { self.firstLineFeed = i - base }
                 if i + 1 < r.endIndex && r[i + 1] == 10 {
                     headEnd = i + 2
                     break
@@ -204,22 +219,26 @@ public struct HTTPRequestParser: Sendable {
         }
         guard let end = headEnd else {
             self.scanned = r.count
-            if firstLineEnd == nil {
-                if r.count > self.limits.maxRequestLine { throw HTTPParseError(status: 414, reason: "request line too long") }
-            } else if let fl = firstLineEnd {
-                if fl - base > self.limits.maxRequestLine { throw HTTPParseError(status: 414, reason: "request line too long") }
-                if r.count - (fl - base) > self.limits.maxHeaderBytes {
+            if let fl = self.firstLineFeed {
+                try self.checkRequestLine(r, lineFeed: base + fl)
+                if r.count - fl > self.limits.maxHeaderBytes {
                     throw HTTPParseError(status: 431, reason: "header block too large")
                 }
+            } else {
+                // No line end yet: a trailing CR may still be the start of the CRLF.
+                let length = r.last == 13 ? r.count - 1 : r.count
+                if length > self.limits.maxRequestLine { throw HTTPParseError(status: 414, reason: "request line too long") }
             }
             return nil
         }
-        guard let fl = firstLineEnd else { throw .bad("malformed head") }
-        if fl - base > self.limits.maxRequestLine { throw HTTPParseError(status: 414, reason: "request line too long") }
+        guard let flOffset = self.firstLineFeed else { throw .bad("malformed head") }
+        let fl = base + flOffset
+        try self.checkRequestLine(r, lineFeed: fl)
         if end - fl > self.limits.maxHeaderBytes { throw HTTPParseError(status: 431, reason: "header block too large") }
         let head = try self.parseHeadBytes(r[base..<end], firstLineEnd: fl)
         input.consume(end - base)
         self.scanned = 0
+        self.firstLineFeed = nil
         switch head.framing {
         case .none:
             self.state = .fixedBody(remaining: 0)
@@ -229,6 +248,13 @@ public struct HTTPRequestParser: Sendable {
             self.state = .chunkSize
         }
         return .head(head)
+    }
+
+    /// The request line (without its CRLF) may be at most `maxRequestLine` bytes.
+    func checkRequestLine(_ r: ArraySlice<UInt8>, lineFeed: Int) throws(HTTPParseError) {
+        var length = lineFeed - r.startIndex
+        if length > 0 && r[lineFeed - 1] == 13 { length -= 1 }
+        if length > self.limits.maxRequestLine { throw HTTPParseError(status: 414, reason: "request line too long") }
     }
 
     func parseHeadBytes(_ bytes: ArraySlice<UInt8>, firstLineEnd: Int) throws(HTTPParseError) -> HTTPRequestHead {

@@ -52,7 +52,10 @@ public struct HTTPRequestHead: Sendable {
         return true
     }
 
+    /// True for `Expect: 100-continue` in an HTTP/1.1 request. RFC 9110 §10.1.1: a server MUST ignore that
+    /// expectation in an HTTP/1.0 request.
     public var expectsContinue: Bool {
+        guard self.versionMajor > 1 || (self.versionMajor == 1 && self.versionMinor >= 1) else { return false }
         guard let e = self.headers["Expect"] else { return false }
         return asciiCaseInsensitiveEquals(e.trimmingOWS(), "100-continue")
     }

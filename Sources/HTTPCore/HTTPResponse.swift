@@ -14,6 +14,10 @@ public struct HTTPResponse: Sendable {
         self.init(status: status, headers: ["Content-Type": contentType], body: Array(body.utf8))
     }
 
+    /// False for statuses that never carry a body (1xx, 204, 304: RFC 9110 §6.4.1); the server then sends no body
+    /// bytes and no `Content-Length`, whatever `body` holds.
+    public var hasBody: Bool { self.status >= 200 && self.status != 204 && self.status != 304 }
+
     /// Serialises the status line and header block. `keepAlive: false` adds `Connection: close`.
     /// A HEAD response keeps the Content-Length of the body it omits.
     public func serializeHead(keepAlive: Bool, contentLength: Int? = nil) -> [UInt8] {
@@ -28,12 +32,17 @@ public struct HTTPResponse: Sendable {
             if asciiCaseInsensitiveEquals(field.name, "Content-Length") || asciiCaseInsensitiveEquals(field.name, "Connection") {
                 continue
             }
+            // A name that is not a token is dropped and CR, LF and NUL in a value become spaces, so a value taken
+            // from a request can never start a new header line or end the head early (response splitting).
+            guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenByte) else { continue }
             out.append(contentsOf: field.name.utf8)
             out.append(contentsOf: ": ".utf8)
-            out.append(contentsOf: field.value.utf8)
+            for b in field.value.utf8 {
+                out.append(b == 13 || b == 10 || b == 0 ? 32 : b)
+            }
             out.append(contentsOf: "\r\n".utf8)
         }
-        if self.status >= 200 && self.status != 204 && self.status != 304 {
+        if self.hasBody {
             out.append(contentsOf: "Content-Length: ".utf8)
             appendDecimal(contentLength ?? self.body.count, to: &out)
             out.append(contentsOf: "\r\n".utf8)

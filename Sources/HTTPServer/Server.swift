@@ -92,7 +92,11 @@ public final class Server: Sendable {
 
     func acceptAll(listenFD: Int32, source: any DispatchSourceRead) {
         while true {
-            let fd = accept(listenFD, nil, nil)
+            var peer = sockaddr_in()
+            var peerLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let fd = withUnsafeMutablePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listenFD, $0, &peerLength) }
+            }
             if fd < 0 {
                 let e = errno
                 if e == EINTR || e == ECONNABORTED { continue }
@@ -110,24 +114,49 @@ public final class Server: Sendable {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            if self.draining.load(ordering: .relaxed) {
-                close(fd)
-                continue
-            }
-            let queue = DispatchQueue(label: "koper.http.conn", target: self.connectionTarget)
-            let connection = Connection(fd: fd, queue: queue, server: self)
-            let admitted = self.state.withLock { st -> Bool in
-                guard st.connections.count < self.configuration.maxConnections else { return false }
+            // Admission is decided under the lock that `shutdown` takes, so no connection slips in unseen while
+            // draining starts. A refused socket never gets a `Connection`: its dispatch sources would be released
+            // without ever being resumed, which libdispatch treats as a fatal client bug.
+            let remote = Self.describe(peer)
+            let connection = self.state.withLock { st -> Connection? in
+                guard !st.draining, st.connections.count < self.configuration.maxConnections else { return nil }
+                let queue = DispatchQueue(label: "koper.http.conn", target: self.connectionTarget)
+                let connection = Connection(fd: fd, queue: queue, server: self, remoteAddress: remote)
                 st.connections[ObjectIdentifier(connection)] = connection
                 st.accepted += 1
-                return true
+                return connection
             }
-            if admitted {
+            if let connection {
                 connection.start()
+            } else if self.isDraining {
+                close(fd)
             } else {
-                connection.refuseAndClose()
+                self.refuseAndClose(fd: fd)
             }
         }
+    }
+
+    /// Over the connection cap: a best-effort 503, then close. Whatever the client already sent is read and dropped
+    /// first, so that closing sends a FIN rather than a reset that could destroy the 503 in flight.
+    func refuseAndClose(fd: Int32) {
+        let response = self.handler.errorResponse(status: 503, reason: "Too many connections", head: nil)
+        var bytes = response.serializeHead(keepAlive: false)
+        if response.hasBody { bytes += response.body }
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        _ = shutdown(fd, Int32(SHUT_WR))
+        withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 16) { buffer in
+            for _ in 0..<4 where recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT)) > 0 {}
+        }
+        close(fd)
+    }
+
+    /// `a.b.c.d:port` for an IPv4 peer.
+    static func describe(_ address: sockaddr_in) -> String {
+        var addr = address.sin_addr
+        var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+        guard inet_ntop(AF_INET, &addr, &text, socklen_t(text.count)) != nil else { return "" }
+        let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "\(host):\(UInt16(bigEndian: address.sin_port))"
     }
 
     func connectionClosed(_ connection: Connection) {
