@@ -28,6 +28,7 @@ final class Connection: @unchecked Sendable {
     let fd: Int32
     let queue: DispatchQueue
     let server: Server
+    let remoteAddress: String
     let readSource: any DispatchSourceRead
     var writeSource: (any DispatchSourceWrite)?
     let timer: any DispatchSourceTimer
@@ -49,16 +50,19 @@ final class Connection: @unchecked Sendable {
     var outputOffset = 0
     var closeAfterWrite = false
     var peerClosed = false
+    /// Set while `process()` runs, so that a flush from inside it (a 100 Continue) does not re-enter it.
+    var processing = false
 
     /// When the current phase started making us wait (for deadlines).
     var phaseStart: DispatchTime = .now()
     var lastProgress: DispatchTime = .now()
     var timerFireAt: DispatchTime = .distantFuture
 
-    init(fd: Int32, queue: DispatchQueue, server: Server) {
+    init(fd: Int32, queue: DispatchQueue, server: Server, remoteAddress: String = "") {
         self.fd = fd
         self.queue = queue
         self.server = server
+        self.remoteAddress = remoteAddress
         self.parser = HTTPRequestParser(limits: server.configuration.limits)
         self.readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         self.timer = DispatchSource.makeTimerSource(queue: queue)
@@ -79,24 +83,23 @@ final class Connection: @unchecked Sendable {
         }
     }
 
-    /// Over the connection cap: a best-effort 503, then close.
-    func refuseAndClose() {
-        let response = self.server.handler.errorResponse(status: 503, reason: "Too many connections", head: nil)
-        let bytes = response.serializeHead(keepAlive: false) + response.body
-        _ = bytes.withUnsafeBytes { send(self.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        Glibc.close(self.fd)
-    }
-
     // MARK: Reading
 
     func onReadable() {
         if self.phase == .closed { return }
         let chunkSize = 64 * 1024
         withUnsafeTemporaryAllocation(byteCount: chunkSize, alignment: 16) { buffer in
+            var discarded = 0
             while true {
                 let n = read(self.fd, buffer.baseAddress, chunkSize)
                 if n > 0 {
-                    if self.phase == .lingering { continue }
+                    if self.phase == .lingering {
+                        // Drop input, but yield now and then: a peer that never stops sending must not pin this
+                        // queue (the lingering deadline runs on it). The source fires again for the rest.
+                        discarded += n
+                        if discarded >= 16 * chunkSize { break }
+                        continue
+                    }
                     self.input.append(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
                     self.lastProgress = .now()
                     if self.phase == .idle {
@@ -128,6 +131,9 @@ final class Connection: @unchecked Sendable {
 
     /// Parses and acts on buffered input until it needs more bytes or must wait for the handler / the writer.
     func process() {
+        if self.processing { return }  // the outer call's loop picks up whatever changed
+        self.processing = true
+        defer { self.processing = false }
         while self.phase != .handling && self.phase != .closed && self.phase != .lingering && self.output.isEmpty {
             let event: HTTPParserEvent?
             do {
@@ -171,20 +177,19 @@ final class Connection: @unchecked Sendable {
             self.fail(status: 413, reason: "Request body too large")
             return
         }
-        if head.framing != .none {
-            if case .file = self.policy {
-                guard self.openBodyFile() else {
-                    self.fail(status: 500, reason: "Cannot store request body")
-                    return
-                }
-            }
-            if head.expectsContinue {
-                self.output.append(contentsOf: "HTTP/1.1 100 Continue\r\n\r\n".utf8)
-                self.flush()
+        if head.framing != .none, case .file = self.policy {
+            guard self.openBodyFile() else {
+                self.fail(status: 500, reason: "Cannot store request body")
+                return
             }
         }
+        // State first: the flush below may close the connection, and nothing may change it after that.
         self.phase = .body
         self.lastProgress = .now()
+        if head.framing != .none && head.expectsContinue {
+            self.output.append(contentsOf: "HTTP/1.1 100 Continue\r\n\r\n".utf8)
+            self.flush()
+        }
     }
 
     func onBody(_ chunk: ArraySlice<UInt8>) {
@@ -239,9 +244,13 @@ final class Connection: @unchecked Sendable {
         guard let head = self.currentHead else { return }
         self.phase = .handling
         let body: HTTPRequestBody
-        if let path = self.bodyFilePath {
+        // A spooled file now belongs to the handler's task, which deletes it once the handler has returned, even
+        // if the connection is gone by then (`close()` must not pull the file from under a running handler).
+        let spooledPath = self.bodyFilePath
+        if let path = spooledPath {
             Glibc.close(self.bodyFileFD)
             self.bodyFileFD = -1
+            self.bodyFilePath = nil
             body = .file(path: path, size: self.bodySize)
         } else if self.bodyBytes.isEmpty {
             body = .empty
@@ -249,29 +258,43 @@ final class Connection: @unchecked Sendable {
             body = .bytes(self.bodyBytes)
         }
         self.bodyBytes = []
-        let request = HTTPRequest(head: head, body: body)
+        let request = HTTPRequest(head: head, body: body, remoteAddress: self.remoteAddress)
         let handler = self.server.handler
         Task {
             let response = await handler.handle(request)
+            if let spooledPath { unlink(spooledPath) }
             self.queue.async { self.respond(response, to: head) }
         }
     }
 
     func respond(_ response: HTTPResponse, to head: HTTPRequestHead) {
-        if let path = self.bodyFilePath {
-            unlink(path)
-            self.bodyFilePath = nil
-        }
         guard self.phase == .handling else { return }
-        let keepAlive = head.keepAlive && !self.server.isDraining && !self.peerClosed
+        // After the peer's end of stream, keep answering requests it already sent; the last one says close.
+        let keepAlive = head.keepAlive && !self.server.isDraining && !(self.peerClosed && self.input.isEmpty)
         var bytes = response.serializeHead(keepAlive: keepAlive)
-        if head.method != "HEAD" { bytes.append(contentsOf: response.body) }
+        if keepAlive && head.versionMajor == 1 && head.versionMinor == 0 {
+            // An HTTP/1.0 client keeps the connection only if told so (RFC 9112 §C.2.2).
+            bytes.removeLast(2)
+            bytes.append(contentsOf: "Connection: keep-alive\r\n\r\n".utf8)
+        }
+        // HEAD and the statuses that never have a body (1xx, 204, 304) send the head alone.
+        let sendsBody = head.method != "HEAD" && response.hasBody
         self.currentHead = nil
         self.phase = self.input.isEmpty ? .idle : .head
         self.phaseStart = .now()
         self.lastProgress = self.phaseStart
+        if self.phase == .head {
+            // Part of a pipelined head is already here: its head deadline runs from now.
+            self.scheduleEarlier(self.phaseStart + self.config.headTimeout.dispatchInterval)
+        }
         if !keepAlive { self.closeAfterWrite = true }
-        self.output.append(contentsOf: bytes)
+        if self.output.isEmpty && sendsBody {
+            self.output = bytes
+            self.output.append(contentsOf: response.body)
+        } else {
+            self.output.append(contentsOf: bytes)
+            if sendsBody { self.output.append(contentsOf: response.body) }
+        }
         self.resumeReading()
         self.flush()
     }
@@ -317,6 +340,16 @@ final class Connection: @unchecked Sendable {
         if let w = self.writeSource, !self.writeSuspended {
             w.suspend()
             self.writeSuspended = true
+        }
+        if !self.closeAfterWrite && (self.phase == .idle || self.phase == .head) {
+            // While output was pending only the write deadline ran (and reading was paused): the idle or head
+            // clock starts now that the response has left.
+            if self.phase == .idle && self.server.isDraining {
+                self.close()
+                return
+            }
+            self.phaseStart = .now()
+            self.scheduleEarlier(self.phaseDeadline(now: self.phaseStart))
         }
         if self.closeAfterWrite {
             if self.phase == .lingering && !self.peerClosed {
@@ -373,34 +406,45 @@ final class Connection: @unchecked Sendable {
         if deadline < self.timerFireAt { self.schedule(at: deadline) }
     }
 
-    func onTimer() {
-        let now = DispatchTime.now()
-        let deadline: DispatchTime
+    /// When the current phase runs out of time (with no output pending).
+    func phaseDeadline(now: DispatchTime) -> DispatchTime {
         switch self.phase {
         case .closed:
-            return
+            return .distantFuture
         case .idle:
-            deadline = self.phaseStart + self.config.idleTimeout.dispatchInterval
+            return self.phaseStart + self.config.idleTimeout.dispatchInterval
         case .head:
-            deadline = min(self.phaseStart + self.config.headTimeout.dispatchInterval, self.lastProgress + self.config.idleTimeout.dispatchInterval)
+            return min(self.phaseStart + self.config.headTimeout.dispatchInterval, self.lastProgress + self.config.idleTimeout.dispatchInterval)
         case .body:
-            deadline = self.lastProgress + self.config.ioTimeout.dispatchInterval
+            return self.lastProgress + self.config.ioTimeout.dispatchInterval
         case .handling:
-            // The handler is bounded by its own timeouts; an unflushed write is bounded by ioTimeout.
-            deadline = self.output.isEmpty ? now + self.config.idleTimeout.dispatchInterval : self.lastProgress + self.config.ioTimeout.dispatchInterval
+            // The handler is bounded by its own timeouts; just look again later.
+            return now + self.config.idleTimeout.dispatchInterval
         case .lingering:
-            deadline = self.phaseStart + .seconds(2)
+            return self.phaseStart + .seconds(2)
         }
+    }
+
+    func onTimer() {
+        // The one-shot timer has fired: nothing is scheduled until this handler (or `scheduleEarlier`) says so.
+        self.timerFireAt = .distantFuture
+        let now = DispatchTime.now()
+        if self.phase == .closed { return }
         if !self.output.isEmpty && self.phase != .lingering {
+            // Output is pending (a slow reader): only the write deadline applies; the idle and head clocks of
+            // this phase must not cut a response the peer is still reading.
             let writeDeadline = self.lastProgress + self.config.ioTimeout.dispatchInterval
             if now >= writeDeadline {
                 self.close()
-                return
+            } else {
+                self.schedule(at: writeDeadline)
             }
+            return
         }
+        let deadline = self.phaseDeadline(now: now)
         if now >= deadline {
             switch self.phase {
-            case .head where self.output.isEmpty:
+            case .head:
                 self.fail(status: 408, reason: "Request head not received in time")
             default:
                 self.close()

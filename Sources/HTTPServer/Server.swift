@@ -143,7 +143,7 @@ public final class Server: Sendable {
         var bytes = response.serializeHead(keepAlive: false)
         if response.hasBody { bytes += response.body }
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        _ = shutdown(fd, Int32(SHUT_WR))
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
         withUnsafeTemporaryAllocation(byteCount: 16 * 1024, alignment: 16) { buffer in
             for _ in 0..<4 where recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT)) > 0 {}
         }

@@ -1,0 +1,149 @@
+import CoprModel
+import Foundation
+import Testing
+import TestSupport
+
+@testable import Frontend
+
+/// The internal /backend/ API: shared-secret auth, task claim, idempotent updates, cancel requests, imports.
+@Suite(.serialized)
+struct InternalAPITests {
+    let secret = "Authorization: Bearer \(FrontendHarness.backendSecret)"
+
+    func upload(_ h: FrontendHarness, _ u: FrontendHarness.Credentials, project: String, name: String) async throws -> Int {
+        let srpm = try await SRPMFixture.make(name: name)
+        let dir = try makeTemporaryDirectory()
+        try #"{"ownername": "\#(u.user)", "projectname": "\#(project)"}"#.write(toFile: "\(dir)/json", atomically: true, encoding: .utf8)
+        let r = try await curl(["-u", "\(u.login):\(u.token)", "-F", "pkgs=@\(srpm)", "-F", "json=@\(dir)/json", "\(h.url)/api_3/build/create/upload"])
+        #expect(r.status == 200, "\(r.body)")
+        return try #require(r.json?["id"] as? Int)
+    }
+
+    @Test func claimUpdateAndIdempotency() async throws {
+        let h = try await FrontendHarness()
+        let u = try await h.makeUser("kim")
+        #expect(try await h.send("POST", "/api_3/project/add/kim", json: #"{"name": "p", "chroots": ["fedora-39-x86_64", "epel-9-x86_64"]}"#, auth: u).status == 200)
+        let id = try await upload(h, u, project: "p", name: "claimme")
+
+        // Without the secret: 401; a user's token is not the secret.
+        #expect(try await h.get("/backend/pending-jobs").status == 401)
+        #expect(try await h.get("/backend/pending-jobs", auth: u).status == 401)
+
+        var r = try await curl(["-H", secret, "\(h.url)/backend/pending-jobs"])
+        #expect(r.status == 200)
+        let tasks = try #require(r.json?["tasks"] as? [[String: Any]])
+        #expect(tasks.compactMap { $0["task_id"] as? String }.sorted() == ["\(id)-epel-9-x86_64", "\(id)-fedora-39-x86_64"])
+        #expect(tasks.first?["tags"] as? [String] == ["arch_x86_64"])
+
+        // The public task description has no secrets in it.
+        r = try await h.get("/backend/get-build-task/\(id)-fedora-39-x86_64")
+        #expect(r.status == 200)
+        #expect(r.json?["package_name"] as? String == "claimme")
+        #expect(!r.body.contains(FrontendHarness.backendSecret))
+        #expect(!r.body.contains(u.token))
+
+        let task = "\(id)-fedora-39-x86_64"
+        r = try await h.send("POST", "/backend/claim", json: #"{"task_id": "\#(task)", "worker_id": "w1"}"#, headers: [secret])
+        #expect(r.json?["claimed"] as? Bool == true)
+        r = try await h.send("POST", "/backend/claim", json: #"{"task_id": "\#(task)", "worker_id": "w1"}"#, headers: [secret])
+        #expect(r.json?["claimed"] as? Bool == true)  // a retried claim by the same worker
+        r = try await h.send("POST", "/backend/claim", json: #"{"task_id": "\#(task)", "worker_id": "w2"}"#, headers: [secret])
+        #expect(r.json?["claimed"] as? Bool == false)
+        #expect(try await h.get("/api_3/build/\(id)").json?["state"] as? String == "starting")
+
+        let running = #"{"update_id": "u-1", "task_id": "\#(task)", "state": "running", "result_dir": "\#(resultDirName(buildID: id, packageName: "claimme"))"}"#
+        r = try await h.send("POST", "/backend/update", json: running, headers: [secret])
+        #expect(r.json?["applied"] as? Bool == true)
+        #expect(try await h.get("/api_3/build/\(id)").json?["state"] as? String == "running")
+        let done = #"{"update_id": "u-2", "task_id": "\#(task)", "state": "succeeded", "built_packages": [{"name": "claimme", "epoch": null, "version": "1.0", "release": "1", "arch": "noarch"}]}"#
+        r = try await h.send("POST", "/backend/update", json: done, headers: [secret])
+        #expect(r.json?["applied"] as? Bool == true)
+        // A retried update does not double-apply; a late "running" cannot reopen a finished chroot.
+        r = try await h.send("POST", "/backend/update", json: done, headers: [secret])
+        #expect(r.json?["duplicate"] as? Bool == true)
+        r = try await h.send("POST", "/backend/update", json: #"{"update_id": "u-3", "task_id": "\#(task)", "state": "running"}"#, headers: [secret])
+        #expect(r.json?["applied"] as? Bool == false)
+        let chroot = try await h.sql("SELECT state, ended_on IS NOT NULL AS ended FROM build_chroots WHERE build_id = $1 AND name = 'fedora-39-x86_64'", [String(id)]).first!
+        #expect(chroot["state"] == "succeeded")
+        #expect(chroot["ended"] == "t")
+        r = try await h.get("/api_3/build/built-packages/\(id)")
+        #expect(((r.json?["fedora-39-x86_64"] as? [String: Any])?["packages"] as? [[String: Any]])?.first?["name"] as? String == "claimme")
+        // Still one chroot pending → the build is pending; the other chroot fails → the build fails.
+        #expect(try await h.get("/api_3/build/\(id)").json?["state"] as? String == "pending")
+        let other = "\(id)-epel-9-x86_64"
+        _ = try await h.send("POST", "/backend/claim", json: #"{"task_id": "\#(other)", "worker_id": "w1"}"#, headers: [secret])
+        _ = try await h.send("POST", "/backend/update", json: #"{"update_id": "u-4", "task_id": "\#(other)", "state": "failed"}"#, headers: [secret])
+        let final = try await h.get("/api_3/build/\(id)")
+        #expect(final.json?["state"] as? String == "failed")
+        #expect(final.json?["ended_on"] as? Int != nil)
+        await h.stop()
+    }
+
+    @Test func cancelWhileClaimedCreatesACancelRequest() async throws {
+        let h = try await FrontendHarness()
+        let u = try await h.makeUser("lee")
+        #expect(try await h.send("POST", "/api_3/project/add/lee", json: #"{"name": "p", "chroots": ["fedora-39-x86_64"]}"#, auth: u).status == 200)
+        let id = try await upload(h, u, project: "p", name: "cancelme")
+        let task = "\(id)-fedora-39-x86_64"
+        _ = try await h.send("POST", "/backend/claim", json: #"{"task_id": "\#(task)", "worker_id": "w1"}"#, headers: [secret])
+        var r = try await h.send("PUT", "/api_3/build/cancel/\(id)", auth: u)
+        #expect(r.status == 200)
+        #expect(r.json?["state"] as? String == "canceled")
+        r = try await curl(["-H", secret, "\(h.url)/backend/cancel-requests"])
+        #expect(r.json?["task_ids"] as? [String] == [task])
+        // The worker's late result is acknowledged and ignored.
+        r = try await h.send("POST", "/backend/update", json: #"{"update_id": "late", "task_id": "\#(task)", "state": "succeeded"}"#, headers: [secret])
+        #expect(r.json?["canceled"] as? Bool == true)
+        #expect(try await h.get("/api_3/build/\(id)").json?["state"] as? String == "canceled")
+        r = try await h.send("POST", "/backend/cancel-request-done", json: #"{"task_id": "\#(task)"}"#, headers: [secret])
+        #expect(r.json?["removed"] as? Bool == true)
+        #expect((try await curl(["-H", secret, "\(h.url)/backend/cancel-requests"])).json?["task_ids"] as? [String] == [])
+        // A canceled build is no longer offered, and claiming it says so.
+        r = try await curl(["-H", secret, "\(h.url)/backend/pending-jobs"])
+        #expect((r.json?["tasks"] as? [Any])?.isEmpty == true)
+        await h.stop()
+    }
+
+    @Test func longPollWakesOnNewBuildAndSRPMTaskFlow() async throws {
+        let h = try await FrontendHarness()
+        let u = try await h.makeUser("max")
+        #expect(try await h.send("POST", "/api_3/project/add/max", json: #"{"name": "p", "chroots": ["fedora-39-x86_64"]}"#, auth: u).status == 200)
+        let clock = ContinuousClock()
+        let start = clock.now
+        async let polled = curl(["-H", secret, "\(h.url)/backend/pending-jobs?wait=20"])
+        try await Task.sleep(for: .milliseconds(500))
+        let create = try await h.send("POST", "/api_3/build/create/url", json: #"{"ownername": "max", "projectname": "p", "pkgs": ["https://example.org/u-2.0-1.src.rpm"]}"#, auth: u)
+        let id = try #require((create.json?["items"] as? [[String: Any]])?.first?["id"] as? Int)
+        let r = try await polled
+        #expect(clock.now - start < .seconds(10))
+        let t = try #require((r.json?["tasks"] as? [[String: Any]])?.first)
+        #expect(t["task_id"] as? String == String(id))
+        #expect(t["type"] as? String == "srpm")
+        // The SRPM build succeeds → the chroots become pending with the NEVR known.
+        _ = try await h.send("POST", "/backend/claim", json: #"{"task_id": "\#(id)", "worker_id": "w"}"#, headers: [secret])
+        let up = #"{"update_id": "s-1", "task_id": "\#(id)", "state": "succeeded", "srpm": {"name": "u", "epoch": null, "version": "2.0", "release": "1"}}"#
+        #expect(try await h.send("POST", "/backend/update", json: up, headers: [secret]).json?["applied"] as? Bool == true)
+        let b = try await h.get("/api_3/build/\(id)")
+        #expect(b.json?["state"] as? String == "pending")
+        #expect((b.json?["source_package"] as? [String: Any])?["version"] as? String == "2.0-1")
+        #expect(try await h.count("SELECT count(*) FROM build_chroots WHERE build_id = $1 AND state = 'pending' AND result_dir = $2", [String(id), resultDirName(buildID: id, packageName: "u")]) == 1)
+        await h.stop()
+    }
+
+    @Test func importTasksForDistGit() async throws {
+        let h = try await FrontendHarness { $0.distgitImport = true }
+        let u = try await h.makeUser("nia")
+        #expect(try await h.send("POST", "/api_3/project/add/nia", json: #"{"name": "p", "chroots": ["fedora-39-x86_64"]}"#, auth: u).status == 200)
+        let id = try await upload(h, u, project: "p", name: "imp")
+        #expect(try await h.get("/api_3/build/\(id)").json?["state"] as? String == "importing")
+        var r = try await curl(["-H", secret, "\(h.url)/backend/importing"])
+        #expect((r.json?["builds"] as? [[String: Any]])?.first?["build_id"] as? Int == id)
+        // Nothing to build until the import completes.
+        #expect(((try await curl(["-H", secret, "\(h.url)/backend/pending-jobs"])).json?["tasks"] as? [Any])?.isEmpty == true)
+        r = try await h.send("POST", "/backend/import-completed", json: #"{"build_id": \#(id), "result": "success"}"#, headers: [secret])
+        #expect(r.json?["build_state"] as? String == "pending")
+        r = try await h.send("POST", "/backend/import-completed", json: #"{"build_id": \#(id), "result": "success"}"#, headers: [secret])
+        #expect(r.json?["applied"] as? Bool == false)
+        await h.stop()
+    }
+}
