@@ -108,7 +108,7 @@ let package = Package(
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPCore", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
-        .testTarget(name: "FrontendTests", dependencies: ["Frontend", "TestSupport", "HTTPCore", "Postgres", "KoperJSON", "CoprModel"]),
+        .testTarget(name: "FrontendTests", dependencies: ["Frontend", "TestSupport", "HTTPCore", "Postgres", "KoperJSON", "CoprModel", "LibCrypto"]),
     ],
     swiftLanguageModes: [.v6]
 )

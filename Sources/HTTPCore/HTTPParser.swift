@@ -41,6 +41,7 @@ public enum HTTPParserEvent: Sendable, Equatable {
         switch (a, b) {
         case (.head(let x), .head(let y)):
             return x.method == y.method && x.target == y.target && x.framing == y.framing
+                && x.versionMajor == y.versionMajor && x.versionMinor == y.versionMinor
                 && x.headers.fields.elementsEqual(y.headers.fields, by: { $0 == $1 })
         case (.body(let x), .body(let y)): return x.elementsEqual(y)
         case (.end, .end): return true

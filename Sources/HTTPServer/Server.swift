@@ -110,6 +110,7 @@ public final class Server: Sendable {
                 }
                 return
             }
+            // accept4 (atomic CLOEXEC) is hidden behind _GNU_SOURCE in the Glibc module; there is no C shim yet.
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             var one: Int32 = 1

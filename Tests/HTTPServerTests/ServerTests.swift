@@ -179,6 +179,18 @@ struct ServerTests {
         }
     }
 
+    @Test func expectContinueForAnOversizeBodyGets413Instead() async throws {
+        try await withServer(handler: EchoHandler(memoryMax: 100)) { _, port in
+            let (response, closed) = try await blocking {
+                let client = try TestHTTPClient(port: port)
+                try client.send(TestHTTPClient.requestBytes(method: "POST", path: "/mem", headers: [("Expect", "100-continue"), ("Content-Length", "101")]))
+                return (try client.readResponse(skippingInterim: false), client.waitForClose())
+            }
+            #expect(response.status == 413)  // no 100 first: the client must not start sending
+            #expect(closed)
+        }
+    }
+
     @Test func fileBodyIsSpooledAndDeletedAfterTheHandler() async throws {
         let spool = TemporaryDirectory()
         defer { spool.remove() }
