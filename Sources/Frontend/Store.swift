@@ -118,7 +118,8 @@ enum Projects {
         let deleteAfter = try? r.optionalInt("delete_after")
         var deleteAfterDays: JSON = .null
         if let d = deleteAfter ?? nil {
-            deleteAfterDays = .int(max(0, (d - Int(nowEpoch()) + 86_399) / 86_400))
+            // Whole days left, rounded to the nearest day (the stored instant and our clock differ by < 1 s).
+            deleteAfterDays = .int(max(0, Int((Double(d - Int(nowEpoch())) / 86_400).rounded())))
         }
         let o: JSONObject = [
             "id": .int(p.id),

@@ -26,6 +26,10 @@ public final class PGConnection: @unchecked Sendable {
     private let noticeSink: NoticeSink
     private var handle: OpaquePointer?
     private var call = CallState()
+    /// Server-side prepared statements of `handle`, by SQL text (bounded; cleared with the handle). Repeated
+    /// statements skip the server's parse and plan steps.
+    private var prepared: [String: String] = [:]
+    static let maxPreparedStatements = 256
 
     /// Bookkeeping for one pool call, used to decide whether a failure may be retried.
     private struct CallState {
@@ -141,9 +145,29 @@ public final class PGConnection: @unchecked Sendable {
             PQfinish(handle)
             self.handle = nil
         }
+        self.prepared.removeAll()
     }
 
     // MARK: Internals
+
+    /// The name of a server-side prepared statement for `sql`, preparing it on first use. Nil when the statement
+    /// is not worth preparing (transaction control, DDL) or the cache is full: the caller then uses PQexecParams.
+    /// The corresponding C function is `PQprepare`.
+    private func preparedName(_ conn: OpaquePointer, _ sql: String, parameterCount: Int) -> String? {
+        if let name = self.prepared[sql] { return name }
+        guard self.prepared.count < Self.maxPreparedStatements else { return nil }
+        let head = sql.drop { $0 == " " || $0 == "\n" }.prefix(6).uppercased()
+        guard ["SELECT", "INSERT", "UPDATE", "DELETE"].contains(head) else { return nil }
+        let name = "koper_\(self.prepared.count)"
+        guard let result = PQprepare(conn, name, sql, Int32(parameterCount), nil) else { return nil }
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_COMMAND_OK else {
+            // Let the normal path run the statement and report its error.
+            return nil
+        }
+        self.prepared[sql] = name
+        return name
+    }
 
     /// A closure must not leave a transaction open on a pooled connection: roll it back, or drop the handle
     /// if its state is unknown.
@@ -209,7 +233,12 @@ public final class PGConnection: @unchecked Sendable {
             result = PQexec(conn, sql)
         } else {
             let pointers: [UnsafePointer<CChar>?] = cParams.map { $0.map { UnsafePointer($0) } }
-            result = PQexecParams(conn, sql, Int32(params.count), nil, pointers, nil, nil, 0)
+            let inTransactionError = PQtransactionStatus(conn) == PQTRANS_INERROR
+            if !inTransactionError, let name = preparedName(conn, sql, parameterCount: params.count) {
+                result = PQexecPrepared(conn, name, Int32(params.count), pointers, nil, nil, 0)
+            } else {
+                result = PQexecParams(conn, sql, Int32(params.count), nil, pointers, nil, nil, 0)
+            }
         }
         guard let result else {
             let message = LibPQ.errorMessage(conn)
