@@ -35,6 +35,12 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         /** libcrypto (OpenSSL 3), wrapped by LibCrypto. */
         .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        /** zlib, wrapped by Gzip. */
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        /** libcurl (with fixed-arity setopt/getinfo wrappers in shim.h), wrapped by HTTPClient. */
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        /** gpgme, wrapped by GPG. */
+        .systemLibrary(name: "CGPGME", pkgConfig: "gpgme", providers: [.apt(["libgpgme-dev"])]),
 
         // MARK: Pure libraries (no I/O, no C)
         /** HTTP/1.1 request parser with limits, response serialiser, router, multipart parser. */
@@ -61,6 +67,12 @@ let package = Package(
         ),
         /** libcrypto: SHA-256, secure random bytes, constant-time comparison. */
         .target(name: "LibCrypto", dependencies: ["CLibcrypto"], swiftSettings: swiftSettings),
+        /** zlib: gzip members in and out, bounded decompression (concatenated members supported). */
+        .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        /** libcurl: bounded HTTP client on its own serial queues (Backend → Frontend, builders → sources). */
+        .target(name: "HTTPClient", dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        /** gpgme: Keygen's keyring (generate, export, prolong keys; reference signing). */
+        .target(name: "GPG", dependencies: ["CGPGME", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
 
         // MARK: Services (thin @main + the service's own code)
         /** koper-frontend: API v3, .repo files, uploads, internal /backend/ API, admin CLI. */
@@ -106,6 +118,15 @@ let package = Package(
         .testTarget(name: "KoperJSONTests", dependencies: ["KoperJSON"]),
         .testTarget(name: "RPMTests", dependencies: ["RPM"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
+        .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
+        .testTarget(
+            name: "HTTPClientTests",
+            dependencies: [
+                "HTTPClient", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "GPGTests", dependencies: ["GPG", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPCore", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
         .testTarget(name: "FrontendTests", dependencies: ["Frontend", "TestSupport", "HTTPCore", "Postgres", "KoperJSON", "CoprModel", "LibCrypto"]),

@@ -62,7 +62,10 @@ public enum Gzip {
                 let produced = Self.chunkSize - Int(stream.pointee.avail_out)
                 if produced > 0 {
                     guard produced <= limit - output.count else {
-                        throw GzipError(code: .limitExceeded, message: "decompressed data exceeds the limit of \(limit) bytes")
+                        throw GzipError(
+                            code: .limitExceeded,
+                            message: "decompressed data exceeds the limit of \(limit) bytes"
+                        )
                     }
                     output.append(contentsOf: UnsafeBufferPointer(start: chunk, count: produced))
                 }
