@@ -59,6 +59,12 @@ let package = Package(
             dependencies: ["HTTPCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        /** Read-only file tree under a URL prefix: autoindex, ranges, confinement (the Backend's /results). */
+        .target(
+            name: "StaticFiles",
+            dependencies: ["HTTPCore", "HTTPServer", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         /** libpq: connections owned by serial queues, a bounded pool, transactions, migrations, LISTEN. */
         .target(
             name: "Postgres",
@@ -118,6 +124,10 @@ let package = Package(
         .testTarget(name: "KoperJSONTests", dependencies: ["KoperJSON"]),
         .testTarget(name: "RPMTests", dependencies: ["RPM"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
+        .testTarget(
+            name: "StaticFilesTests",
+            dependencies: ["StaticFiles", "HTTPServer", "HTTPCore", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
         .testTarget(
             name: "HTTPClientTests",

@@ -1,14 +1,51 @@
+/// A region of an already open file to send as a response body: a pure description, no I/O happens here.
+///
+/// Ownership: whoever builds an `HTTPResponse` with a file body hands `descriptor` over with it. The HTTP server
+/// closes it exactly once: after the last byte is sent, when the response has no body on the wire (HEAD, 204,
+/// 304), or when the connection goes away first. Code that builds such a response and then drops it unsent must
+/// close the descriptor itself.
+public struct HTTPFileBody: Sendable, Hashable {
+    /// An open, readable descriptor of a regular file (read with `pread`, so its file offset is never used).
+    public var descriptor: Int32
+    /// Where in the file the body starts.
+    public var offset: Int
+    /// How many bytes to send. Fixed when the response is built: a file that grows meanwhile (a live log) is sent
+    /// at this length; one that shrinks below it makes the server close the connection mid-body.
+    public var length: Int
+
+    public init(descriptor: Int32, offset: Int = 0, length: Int) {
+        precondition(offset >= 0 && length >= 0, "file body region must be non-negative")
+        self.descriptor = descriptor
+        self.offset = offset
+        self.length = length
+    }
+}
+
 /// A response to serialise. The server adds `Content-Length` and `Connection` itself.
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// When set, the body is this file region (streamed from disk by the server) and `body` is ignored.
+    public var file: HTTPFileBody?
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.file = nil
     }
+
+    /// A response whose body is streamed from `file`; the descriptor now belongs to the response (see
+    /// `HTTPFileBody`).
+    public static func file(status: Int = 200, headers: HTTPHeaders = HTTPHeaders(), _ file: HTTPFileBody) -> HTTPResponse {
+        var response = HTTPResponse(status: status, headers: headers)
+        response.file = file
+        return response
+    }
+
+    /// The number of body bytes: the file region's length for a file body, else `body.count`.
+    public var bodyLength: Int { self.file?.length ?? self.body.count }
 
     public init(status: Int, contentType: String, body: String) {
         self.init(status: status, headers: ["Content-Type": contentType], body: Array(body.utf8))
@@ -44,7 +81,7 @@ public struct HTTPResponse: Sendable {
         }
         if self.hasBody {
             out.append(contentsOf: "Content-Length: ".utf8)
-            appendDecimal(contentLength ?? self.body.count, to: &out)
+            appendDecimal(contentLength ?? self.bodyLength, to: &out)
             out.append(contentsOf: "\r\n".utf8)
         }
         if !keepAlive {

@@ -48,6 +48,8 @@ final class Connection: @unchecked Sendable {
 
     var output: [UInt8] = []
     var outputOffset = 0
+    /// A file body being sent after `output` drains (at most one: the next request waits until it is done).
+    var fileStream: FileStream?
     var closeAfterWrite = false
     var peerClosed = false
     /// Set while `process()` runs, so that a flush from inside it (a 100 Continue) does not re-enter it.
@@ -134,7 +136,7 @@ final class Connection: @unchecked Sendable {
         if self.processing { return }  // the outer call's loop picks up whatever changed
         self.processing = true
         defer { self.processing = false }
-        while self.phase != .handling && self.phase != .closed && self.phase != .lingering && self.output.isEmpty {
+        while self.phase != .handling && self.phase != .closed && self.phase != .lingering && !self.hasPendingOutput {
             let event: HTTPParserEvent?
             do {
                 event = try self.parser.next(&self.input)
@@ -158,7 +160,7 @@ final class Connection: @unchecked Sendable {
         if self.phase == .head && self.input.isEmpty && self.parser.isAtRequestBoundary {
             self.phase = .idle
         }
-        if self.peerClosed && self.output.isEmpty {
+        if self.peerClosed && !self.hasPendingOutput {
             switch self.phase {
             case .idle, .head, .body:
                 self.close()
@@ -268,7 +270,11 @@ final class Connection: @unchecked Sendable {
     }
 
     func respond(_ response: HTTPResponse, to head: HTTPRequestHead) {
-        guard self.phase == .handling else { return }
+        guard self.phase == .handling else {
+            // The connection went away while the handler ran: the file body it handed over is ours to close.
+            if let file = response.file { closeDescriptor(file.descriptor) }
+            return
+        }
         // After the peer's end of stream, keep answering requests it already sent; the last one says close.
         let keepAlive = head.keepAlive && !self.server.isDraining && !(self.peerClosed && self.input.isEmpty)
         var bytes = response.serializeHead(keepAlive: keepAlive)
@@ -288,7 +294,15 @@ final class Connection: @unchecked Sendable {
             self.scheduleEarlier(self.phaseStart + self.config.headTimeout.dispatchInterval)
         }
         if !keepAlive { self.closeAfterWrite = true }
-        if self.output.isEmpty && sendsBody {
+        if let file = response.file {
+            // The head goes out first; the file follows in bounded chunks as the socket drains (see `flush`).
+            self.output.append(contentsOf: bytes)
+            if sendsBody && file.length > 0 {
+                self.fileStream = FileStream(file)
+            } else {
+                closeDescriptor(file.descriptor)
+            }
+        } else if self.output.isEmpty && sendsBody {
             self.output = bytes
             self.output.append(contentsOf: response.body)
         } else {
@@ -302,7 +316,17 @@ final class Connection: @unchecked Sendable {
     /// A refusal the server makes itself: send the error and close (the stream cannot be resynchronised).
     func fail(status: Int, reason: String) {
         self.discardBodyFile()
-        let response = self.server.handler.errorResponse(status: status, reason: reason, head: self.currentHead)
+        if self.fileStream != nil {
+            // Not reachable today (refusals happen only between responses); a half-sent body cannot be followed.
+            self.close()
+            return
+        }
+        var response = self.server.handler.errorResponse(status: status, reason: reason, head: self.currentHead)
+        if let file = response.file {
+            // Refusals are sent from memory; a file body here is closed unsent.
+            closeDescriptor(file.descriptor)
+            response.file = nil
+        }
         self.server.logger.debug("refusing request", metadata: ["http.status": "\(status)", "http.reason": "\(reason)"])
         self.output.append(contentsOf: response.serializeHead(keepAlive: false))
         if self.currentHead?.method != "HEAD" { self.output.append(contentsOf: response.body) }
@@ -318,8 +342,10 @@ final class Connection: @unchecked Sendable {
     func flush() {
         if self.phase == .closed { return }
         while self.outputOffset < self.output.count {
+            // MSG_MORE: a file body follows, so the head need not leave in a segment of its own.
+            let flags = Int32(MSG_NOSIGNAL) | (self.fileStream != nil ? Int32(MSG_MORE) : 0)
             let n = self.output.withUnsafeBytes { raw in
-                send(self.fd, raw.baseAddress! + self.outputOffset, raw.count - self.outputOffset, Int32(MSG_NOSIGNAL))
+                send(self.fd, raw.baseAddress! + self.outputOffset, raw.count - self.outputOffset, flags)
             }
             if n > 0 {
                 self.outputOffset += n
@@ -337,6 +363,23 @@ final class Connection: @unchecked Sendable {
         }
         self.output.removeAll(keepingCapacity: self.output.capacity <= 256 * 1024)
         self.outputOffset = 0
+        if self.fileStream != nil {
+            switch self.sendFile() {
+            case .done:
+                self.fileStream = nil
+            case .blocked:
+                self.armWriteSource()
+                return
+            case .yielded:
+                // Give the queue's other work (timer, other connections on the target queue) a turn.
+                self.suspendReading()
+                self.queue.async { [self] in self.flush() }
+                return
+            case .failed:
+                self.close()
+                return
+            }
+        }
         if let w = self.writeSource, !self.writeSuspended {
             w.suspend()
             self.writeSuspended = true
@@ -430,7 +473,7 @@ final class Connection: @unchecked Sendable {
         self.timerFireAt = .distantFuture
         let now = DispatchTime.now()
         if self.phase == .closed { return }
-        if !self.output.isEmpty && self.phase != .lingering {
+        if self.hasPendingOutput && self.phase != .lingering {
             // Output is pending (a slow reader): only the write deadline applies; the idle and head clocks of
             // this phase must not cut a response the peer is still reading.
             let writeDeadline = self.lastProgress + self.config.ioTimeout.dispatchInterval
@@ -458,13 +501,17 @@ final class Connection: @unchecked Sendable {
 
     /// Used while draining: closes the connection if no request is in progress.
     func closeIfIdle() {
-        if self.phase == .idle && self.output.isEmpty { self.close() }
+        if self.phase == .idle && !self.hasPendingOutput { self.close() }
     }
 
     func close() {
         if self.phase == .closed { return }
         self.phase = .closed
         self.discardBodyFile()
+        if let stream = self.fileStream {
+            stream.release()
+            self.fileStream = nil
+        }
         self.timer.cancel()
         if self.readSuspended {
             self.readSuspended = false

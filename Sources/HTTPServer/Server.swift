@@ -141,7 +141,8 @@ public final class Server: Sendable {
     /// first, so that closing sends a FIN rather than a reset that could destroy the 503 in flight.
     func refuseAndClose(fd: Int32) {
         let response = self.handler.errorResponse(status: 503, reason: "Too many connections", head: nil)
-        var bytes = response.serializeHead(keepAlive: false)
+        response.discardFile()  // refusals are sent from memory
+        var bytes = response.serializeHead(keepAlive: false, contentLength: response.body.count)
         if response.hasBody { bytes += response.body }
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
