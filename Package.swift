@@ -19,6 +19,7 @@ let package = Package(
     name: "Koper",
     platforms: [.macOS(.v15)],
     products: [
+        .library(name: "Scheduling", targets: ["Scheduling"]),
         .executable(name: "koper-frontend", targets: ["Frontend"]),
         .executable(name: "koper-backend", targets: ["Backend"]),
         .executable(name: "koper-builder", targets: ["BuilderAgent"]),
@@ -49,6 +50,8 @@ let package = Package(
         .target(name: "CoprModel", swiftSettings: swiftSettings),
         /** JSON values, a strict bounded parser and a compact serialiser. */
         .target(name: "KoperJSON", swiftSettings: swiftSettings),
+        /** Backend dispatch order: lanes, owner/arch/sandbox round robin, caps, ageing (no I/O). */
+        .target(name: "Scheduling", swiftSettings: swiftSettings),
         /** Bounds-checked RPM lead / signature header / main header reader. */
         .target(name: "RPM", swiftSettings: swiftSettings),
 
@@ -122,6 +125,7 @@ let package = Package(
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
         .testTarget(name: "CoprModelTests", dependencies: ["CoprModel"]),
         .testTarget(name: "KoperJSONTests", dependencies: ["KoperJSON"]),
+        .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
         .testTarget(name: "RPMTests", dependencies: ["RPM"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
         .testTarget(
