@@ -29,6 +29,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
     ],
     targets: [
         // MARK: C system libraries (module.modulemap + shim.h; one Swift wrapper each)
@@ -72,6 +73,16 @@ let package = Package(
         .target(
             name: "Postgres",
             dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        /** Ticket service (resalloc-style builder leases): pools, tickets, hooks; state in its own PostgreSQL database. */
+        .target(
+            name: "Tickets",
+            dependencies: [
+                "Postgres", "KoperJSON",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
             swiftSettings: swiftSettings
         ),
         /** libcrypto: SHA-256, secure random bytes, constant-time comparison. */
@@ -132,6 +143,7 @@ let package = Package(
             name: "StaticFilesTests",
             dependencies: ["StaticFiles", "HTTPServer", "HTTPCore", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
+        .testTarget(name: "TicketsTests", dependencies: ["Tickets", "Postgres", "TestSupport"]),
         .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
         .testTarget(
             name: "HTTPClientTests",
