@@ -114,7 +114,12 @@ let package = Package(
         /** koper-builder: one build on one builder host (issue 4). */
         .executableTarget(
             name: "BuilderAgent",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "CoprModel", "RPM", "LibCrypto", "KoperJSON", "HTTPClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ],
             swiftSettings: swiftSettings
         ),
         /** koper-distgit: source cache (later issue). */

@@ -5,33 +5,14 @@ import Postgres
 
 /// SQL and JSON for builds and build chroots.
 enum Builds {
+    /// One row of `builds` holds everything the Build object needs (migration 2): the hot read is a primary-key
+    /// lookup with no join.
     static let columns = """
         b.id, b.project_id, b.project_dirname, b.source_type, b.source_state, b.state, b.canceled, b.pkg_name, b.pkg_epoch,
-        b.pkg_version, b.pkg_release, b.srpm_path, b.srpm_url, b.is_background, b.package_id,
-        extract(epoch from b.submitted_on)::bigint AS submitted_on,
-        extract(epoch from b.source_started_on)::bigint AS source_started_on,
-        extract(epoch from b.source_ended_on)::bigint AS source_ended_on,
-        p.name AS projectname, p.ownername, u.name AS submitter,
-        (SELECT string_agg(bc.name || '=' || bc.state || '=' || coalesce(extract(epoch from bc.started_on)::bigint::text, '')
-                || '=' || coalesce(extract(epoch from bc.ended_on)::bigint::text, ''), ',' ORDER BY bc.name)
-           FROM build_chroots bc WHERE bc.build_id = b.id) AS chroot_info
+        b.pkg_version, b.pkg_release, b.srpm_path, b.srpm_url, b.is_background, b.package_id, b.submitted_epoch,
+        b.started_epoch, b.ended_epoch, b.ownername, b.projectname, b.submitter_name, b.chroot_names
         """
-    static let from = "FROM builds b JOIN projects p ON p.id = b.project_id LEFT JOIN users u ON u.id = b.submitter_id"
-
-    struct ChrootInfo: Sendable {
-        let name: String
-        let state: String
-        let startedOn: Int?
-        let endedOn: Int?
-    }
-
-    static func chrootInfo(_ row: PGRow) -> [ChrootInfo] {
-        guard let text = row.optionalString("chroot_info"), !text.isEmpty else { return [] }
-        return text.split(separator: ",").map { part in
-            let f = part.split(separator: "=", omittingEmptySubsequences: false).map(String.init)
-            return ChrootInfo(name: f[0], state: f.count > 1 ? f[1] : "unknown", startedOn: f.count > 2 ? Int(f[2]) : nil, endedOn: f.count > 3 ? Int(f[3]) : nil)
-        }
-    }
+    static let from = "FROM builds b"
 
     static func find(_ c: PGConnection, id: Int) throws -> PGRow? {
         try c.query("SELECT \(columns) \(from) WHERE b.id = $1", [String(id)]).first
@@ -55,32 +36,27 @@ enum Builds {
     }
 
     static func json(_ row: PGRow, resultsBase: String, publicBase: String) throws -> JSON {
-        let chroots = chrootInfo(row)
-        let state = row.optionalString("state") ?? "unknown"
-        let started = ([try row.optionalInt("source_started_on")] + chroots.map(\.startedOn)).compactMap { $0 }.min()
-        var ended: Int? = nil
-        if BuildState(rawValue: state)?.isFinal == true {
-            ended = ([try row.optionalInt("source_ended_on")] + chroots.map(\.endedOn)).compactMap { $0 }.max()
-        }
+        let names = row.optionalString("chroot_names") ?? ""
         let owner = try row.string("ownername")
+        let project = try row.string("projectname")
         let o: JSONObject = [
             "id": .int(try row.int("id")),
-            "state": .string(state),
+            "state": .string(row.optionalString("state") ?? "unknown"),
             "ownername": .string(owner),
-            "projectname": .string(try row.string("projectname")),
+            "projectname": .string(project),
             "project_dirname": .string(try row.string("project_dirname")),
-            "submitter": JSON(row.optionalString("submitter")),
+            "submitter": JSON(row.optionalString("submitter_name")),
             "is_background": .bool(try row.bool("is_background")),
-            "repo_url": .string("\(resultsBase)/\(owner)/\(try row.string("projectname"))"),
+            "repo_url": .string("\(resultsBase)/\(owner)/\(project)"),
             "source_package": [
                 "name": JSON(row.optionalString("pkg_name")),
                 "version": JSON(pkgVersion(row)),
                 "url": JSON(srpmURL(row, publicBase: publicBase)),
             ],
-            "submitted_on": JSON(try row.optionalInt("submitted_on")),
-            "started_on": JSON(started),
-            "ended_on": JSON(ended),
-            "chroots": JSON(chroots.map(\.name)),
+            "submitted_on": JSON(try row.optionalInt("submitted_epoch")),
+            "started_on": JSON(try row.optionalInt("started_epoch")),
+            "ended_on": JSON(try row.optionalInt("ended_epoch")),
+            "chroots": JSON(names.isEmpty ? [] : names.split(separator: ",").map(String.init)),
         ]
         return .object(o)
     }
@@ -101,7 +77,18 @@ enum Builds {
         let statesText = row.optionalString("states") ?? ""
         let states = statesText.isEmpty ? [] : statesText.split(separator: ",").map { BuildState(rawValue: String($0)) ?? .unknown }
         let state = BuildStateDerivation.buildState(canceled: try row.bool("canceled"), sourceState: source, chrootStates: states)
-        try c.execute("UPDATE builds SET state = $1 WHERE id = $2 AND state <> $1", [state.rawValue, String(buildID)])
+        try c.execute(
+            """
+            UPDATE builds b SET state = $1,
+              chroot_names = coalesce((SELECT string_agg(name, ',' ORDER BY name) FROM build_chroots WHERE build_id = b.id), ''),
+              started_epoch = (SELECT min(x) FROM (SELECT extract(epoch from started_on)::bigint AS x FROM build_chroots WHERE build_id = b.id
+                               UNION ALL SELECT extract(epoch from b.source_started_on)::bigint) s),
+              ended_epoch = CASE WHEN $3 THEN (SELECT max(x) FROM (SELECT extract(epoch from ended_on)::bigint AS x FROM build_chroots
+                               WHERE build_id = b.id UNION ALL SELECT extract(epoch from b.source_ended_on)::bigint) s) END
+            WHERE id = $2
+            """,
+            [state.rawValue, String(buildID), state.isFinal ? "t" : "f"]
+        )
         return state
     }
 
@@ -232,11 +219,11 @@ enum BuildCreation {
         let chrootState: BuildState = sourceState == .succeeded ? .pending : .waiting
         let r = try c.query(
             """
-            INSERT INTO builds (project_id, project_dirname, package_id, submitter_id, source_type, source_json, source_state, state,
+            INSERT INTO builds (project_id, ownername, projectname, submitter_name, project_dirname, package_id, submitter_id, source_type, source_json, source_state, state,
                                 pkg_name, pkg_epoch, pkg_version, pkg_release, srpm_path, srpm_sha256, srpm_size,
                                 is_background, timeout, enable_net, isolation, bootstrap, selected_chroots,
                                 source_ended_on)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20::text[],
+            VALUES ($1, $21, $22, $23, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20::text[],
                     CASE WHEN $7 = 'succeeded' THEN now() END)
             RETURNING id
             """,
@@ -245,7 +232,7 @@ enum BuildCreation {
                 pkg?.name, pkg?.epoch.map(String.init), pkg?.version, pkg?.release,
                 srpm?.path, srpm?.sha256, srpm.map { String($0.size) },
                 o.background ? "t" : "f", String(v.timeout), v.enableNet ? "t" : "f", o.isolation, o.bootstrap,
-                pgArray(v.chroots.map(\.name)),
+                pgArray(v.chroots.map(\.name)), v.project.ownername, v.project.name, user.name,
             ]
         )
         let id = try r.first!.int("id")

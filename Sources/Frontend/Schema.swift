@@ -177,6 +177,36 @@ enum Schema {
                     created_on timestamptz NOT NULL DEFAULT now()
                 );
                 """
+        ),
+        PGMigration(
+            version: 2,
+            name: "build read model",
+            sql: """
+                -- GET /api_3/build/ID is the hottest read: serve it from one row (decision 0002). Owner, project and
+                -- submitter names never change, so they are copied onto the build; the chroot list and the derived
+                -- start/end times are refreshed with the derived state on every change.
+                ALTER TABLE builds
+                    ADD COLUMN ownername text,
+                    ADD COLUMN projectname text,
+                    ADD COLUMN submitter_name text,
+                    ADD COLUMN chroot_names text NOT NULL DEFAULT '',
+                    ADD COLUMN submitted_epoch bigint,
+                    ADD COLUMN started_epoch bigint,
+                    ADD COLUMN ended_epoch bigint;
+                UPDATE builds b SET ownername = p.ownername, projectname = p.name FROM projects p WHERE p.id = b.project_id;
+                UPDATE builds b SET submitter_name = u.name FROM users u WHERE u.id = b.submitter_id;
+                UPDATE builds b SET submitted_epoch = extract(epoch from b.submitted_on)::bigint,
+                    chroot_names = coalesce((SELECT string_agg(name, ',' ORDER BY name) FROM build_chroots WHERE build_id = b.id), ''),
+                    started_epoch = (SELECT min(x) FROM (SELECT extract(epoch from started_on)::bigint AS x FROM build_chroots WHERE build_id = b.id
+                                     UNION ALL SELECT extract(epoch from b.source_started_on)::bigint) s),
+                    ended_epoch = CASE WHEN b.state IN ('succeeded', 'failed', 'canceled', 'skipped', 'forked') THEN
+                                  (SELECT max(x) FROM (SELECT extract(epoch from ended_on)::bigint AS x FROM build_chroots WHERE build_id = b.id
+                                   UNION ALL SELECT extract(epoch from b.source_ended_on)::bigint) s) END;
+                ALTER TABLE builds ALTER COLUMN ownername SET NOT NULL, ALTER COLUMN projectname SET NOT NULL,
+                    ALTER COLUMN submitted_epoch SET DEFAULT extract(epoch from now())::bigint;
+                UPDATE builds SET submitted_epoch = extract(epoch from submitted_on)::bigint WHERE submitted_epoch IS NULL;
+                ALTER TABLE builds ALTER COLUMN submitted_epoch SET NOT NULL;
+                """
         )
     ]
 }

@@ -91,8 +91,8 @@ struct CoprCLITests {
         // list-builds paginates (copr-cli asks 1000 at a time): add 1100 more builds directly
         try await h.sql(
             """
-            INSERT INTO builds (project_id, project_dirname, source_type, source_state, state, canceled, timeout, enable_net, pkg_name)
-            SELECT p.id, 'proj', 'upload', 'succeeded', 'succeeded', false, 3600, false, 'bulk' FROM projects p, generate_series(1, 1100)
+            INSERT INTO builds (project_id, ownername, projectname, project_dirname, source_type, source_state, state, canceled, timeout, enable_net, pkg_name)
+            SELECT p.id, p.ownername, p.name, 'proj', 'upload', 'succeeded', 'succeeded', false, 3600, false, 'bulk' FROM projects p, generate_series(1, 1100)
             WHERE p.name = 'proj' AND p.ownername = 'alice'
             """
         )
