@@ -26,6 +26,7 @@ public final class PGPool: Sendable {
     private struct Waiter {
         let id: UInt64
         let continuation: CheckedContinuation<PGConnection, any Error>
+        let deadline: DispatchTime
     }
 
     private struct State {
@@ -34,6 +35,15 @@ public final class PGPool: Sendable {
         var waiters: [Waiter] = []
         var nextWaiterID: UInt64 = 0
         var isClosed = false
+        /// Expires waiters past their deadline. One timer for the whole pool (not one per waiter): waiters are
+        /// queued in deadline order, so a sweep only looks at the front.
+        var sweeper: SweeperBox?
+    }
+
+    /// A dispatch timer is not Sendable; it is only created, scheduled and cancelled under the state lock.
+    private final class SweeperBox: @unchecked Sendable {
+        let timer: any DispatchSourceTimer
+        init(_ timer: any DispatchSourceTimer) { self.timer = timer }
     }
 
     private let conninfo: String
@@ -82,6 +92,7 @@ public final class PGPool: Sendable {
     }
 
     deinit {
+        state.withLock { $0.sweeper?.timer.cancel() }
         let connections = state.withLock { $0.connections }
         for connection in connections {
             connection.queue.async { connection.closeHandle() }
@@ -133,6 +144,8 @@ public final class PGPool: Sendable {
     public func close() {
         let (idle, waiters) = state.withLock { state in
             state.isClosed = true
+            state.sweeper?.timer.cancel()
+            state.sweeper = nil
             let taken = (state.idle, state.waiters)
             state.idle = []
             state.waiters = []
@@ -185,7 +198,17 @@ public final class PGPool: Sendable {
                             PostgresError(code: .poolExhausted, message: "too many callers waiting for a connection")
                         )
                     }
-                    state.waiters.append(Waiter(id: id, continuation: continuation))
+                    state.waiters.append(
+                        Waiter(id: id, continuation: continuation, deadline: .now() + checkoutTimeout.dispatchInterval)
+                    )
+                    if state.sweeper == nil {
+                        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global())
+                        let interval = min(checkoutTimeout, .milliseconds(250)).dispatchInterval
+                        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(50))
+                        timer.setEventHandler { [weak self] in self?.expireWaiters() }
+                        timer.resume()
+                        state.sweeper = SweeperBox(timer)
+                    }
                     return .wait
                 }
                 switch decision {
@@ -194,17 +217,26 @@ public final class PGPool: Sendable {
                 case .fail(let error):
                     continuation.resume(throwing: error)
                 case .wait:
-                    DispatchQueue.global().asyncAfter(deadline: .now() + checkoutTimeout.dispatchInterval) {
-                        [weak self] in
-                        self?.removeWaiter(
-                            id,
-                            error: PostgresError(code: .timeout, message: "timed out waiting for a connection")
-                        )
-                    }
+                    break
                 }
             }
         } onCancel: {
             removeWaiter(id, error: CancellationError())
+        }
+    }
+
+    /// Fails the waiters whose checkout deadline passed (they are at the front: FIFO with a fixed timeout).
+    private func expireWaiters() {
+        let now = DispatchTime.now()
+        let expired: [Waiter] = state.withLock { state in
+            var out: [Waiter] = []
+            while let first = state.waiters.first, first.deadline <= now {
+                out.append(state.waiters.removeFirst())
+            }
+            return out
+        }
+        for waiter in expired {
+            waiter.continuation.resume(throwing: PostgresError(code: .timeout, message: "timed out waiting for a connection"))
         }
     }
 
