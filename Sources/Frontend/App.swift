@@ -63,6 +63,9 @@ struct RequestContext: Sendable {
 }
 
 typealias RouteHandler = @Sendable (FrontendApp, RequestContext) async throws -> HTTPResponse
+/// A read that is one database closure: served by the server's inline path on the connection's queue, with no
+/// Swift task (decision 0001, "inline reads").
+typealias InlineRouteHandler = @Sendable (FrontendApp, RequestContext, PGConnection) throws -> HTTPResponse
 
 /// The Frontend's HTTP handler: API v3, .repo files, the internal /backend/ API, minimal web pages.
 final class FrontendApp: HTTPHandler {
@@ -70,6 +73,7 @@ final class FrontendApp: HTTPHandler {
     let db: PGPool
     let logger: Logger
     let router: Router<RouteHandler>
+    let inlineRouter: Router<InlineRouteHandler>
     let tasks: TaskSignal
 
     init(config: FrontendConfig, db: PGPool, logger: Logger) {
@@ -80,6 +84,58 @@ final class FrontendApp: HTTPHandler {
         var r = Router<RouteHandler>()
         Routes.register(&r)
         self.router = r
+        var inline = Router<InlineRouteHandler>()
+        Routes.registerInline(&inline)
+        self.inlineRouter = inline
+    }
+
+    func handleInline(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool {
+        let head = request.head
+        guard head.method == "GET" || head.method == "HEAD", let segments = Router<RouteHandler>.decodeSegments(head.rawPath),
+            !segments.contains(where: { $0 == ".." || $0 == "." || $0.contains("\0") }),
+            let match = self.inlineRouter.match(method: "GET", pathSegments: segments),
+            // A literal route of the main table wins over an inline parameter route (`/build/list` vs `/build/:id`).
+            self.router.match(method: "GET", pathSegments: segments) == nil
+        else { return false }
+        let context = self.context(request, parameters: match.parameters)
+        let isAPI = head.rawPath.hasPrefix("/api_3") || head.rawPath.hasPrefix("/backend")
+        let handler = match.value
+        self.db.withConnection({ c in try handler(self, context, c) }) { result in
+            switch result {
+            case .success(let response): respond(response)
+            case .failure(let error): respond(self.response(for: error, path: head.rawPath, isAPI: isAPI))
+            }
+        }
+        return true
+    }
+
+    func context(_ request: HTTPRequest, parameters: [String: String]) -> RequestContext {
+        let head = request.head
+        let host = head.headers["Host"] ?? "\(self.config.listenHost):\(self.config.listenPort)"
+        return RequestContext(
+            request: request,
+            parameters: parameters,
+            query: head.rawQuery.map { URLEncoding.parseQuery($0) } ?? [],
+            publicBase: self.config.publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "http://\(host)",
+            hostWithoutPort: hostWithoutPort(host)
+        )
+    }
+
+    /// The response for an error a route threw.
+    func response(for error: any Error, path: Substring, isAPI: Bool) -> HTTPResponse {
+        switch error {
+        case let e as APIError:
+            return self.render(e, isAPI: isAPI)
+        case let e as PostgresError:
+            self.logger.error("database error", metadata: ["error": "\(e)", "http.path": "\(path)"])
+            if e.code == .poolExhausted || e.code == .timeout {
+                return self.render(APIError(503, "The service is overloaded, try again later"), isAPI: isAPI)
+            }
+            return self.render(APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."), isAPI: isAPI)
+        default:
+            self.logger.error("unexpected error", metadata: ["error": "\(error)", "http.path": "\(path)"])
+            return self.render(APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."), isAPI: isAPI)
+        }
     }
 
     func bodyPolicy(for head: HTTPRequestHead) -> HTTPBodyPolicy {
@@ -117,27 +173,11 @@ final class FrontendApp: HTTPHandler {
             }
             return htmlResponse(404, Web.page(title: "Error 404: Page Not Found", body: "<h1>Error 404: Page Not Found</h1>"))
         }
-        let host = head.headers["Host"] ?? "\(self.config.listenHost):\(self.config.listenPort)"
-        let context = RequestContext(
-            request: request,
-            parameters: match.parameters,
-            query: head.rawQuery.map { URLEncoding.parseQuery($0) } ?? [],
-            publicBase: self.config.publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "http://\(host)",
-            hostWithoutPort: hostWithoutPort(host)
-        )
+        let context = self.context(request, parameters: match.parameters)
         do {
             return try await match.value(self, context)
-        } catch let e as APIError {
-            return self.render(e, isAPI: isAPI)
-        } catch let e as PostgresError {
-            self.logger.error("database error", metadata: ["error": "\(e)", "http.path": "\(head.rawPath)"])
-            if e.code == .poolExhausted || e.code == .timeout {
-                return self.render(APIError(503, "The service is overloaded, try again later"), isAPI: isAPI)
-            }
-            return self.render(APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."), isAPI: isAPI)
         } catch {
-            self.logger.error("unexpected error", metadata: ["error": "\(error)", "http.path": "\(head.rawPath)"])
-            return self.render(APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."), isAPI: isAPI)
+            return self.response(for: error, path: head.rawPath, isAPI: isAPI)
         }
     }
 

@@ -21,12 +21,9 @@ enum BuildAPI {
         return jsonOK(["message": "It should be safe to submit a build like this"])
     }
 
-    static func get(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+    static func get(_ app: FrontendApp, _ ctx: RequestContext, _ c: PGConnection) throws -> HTTPResponse {
         let id = try buildID(ctx)
-        let results = app.config.resultsBase
-        let base = ctx.publicBase
-        let json = try await app.db.withConnection { c in try Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base) }
-        return jsonOK(json)
+        return jsonOK(try Builds.json(try Builds.require(c, id: id), resultsBase: app.config.resultsBase, publicBase: ctx.publicBase))
     }
 
     static func list(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
@@ -54,20 +51,17 @@ enum BuildAPI {
         return jsonOK(["items": .array(items), "meta": page.meta(orderType: "DESC")])
     }
 
-    static func builtPackages(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+    static func builtPackages(_ app: FrontendApp, _ ctx: RequestContext, _ c: PGConnection) throws -> HTTPResponse {
         let id = try buildID(ctx)
-        let json = try await app.db.withConnection { c -> JSON in
-            _ = try Builds.require(c, id: id)
-            var o = JSONObject()
-            for row in try Builds.chrootRows(c, buildID: id) {
-                let pkgs = Builds.builtPackages(row.optionalString("built_packages"))
-                if pkgs.arrayValue?.isEmpty == false {
-                    o[try row.string("name")] = ["packages": pkgs]
-                }
+        _ = try Builds.require(c, id: id)
+        var o = JSONObject()
+        for row in try Builds.chrootRows(c, buildID: id) {
+            let pkgs = Builds.builtPackages(row.optionalString("built_packages"))
+            if pkgs.arrayValue?.isEmpty == false {
+                o[try row.string("name")] = ["packages": pkgs]
             }
-            return .object(o)
         }
-        return jsonOK(json)
+        return jsonOK(.object(o))
     }
 
     static func chrootList(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {

@@ -37,18 +37,16 @@ enum ProjectAPI {
         return jsonOK(["api_login": .string(t.login), "api_token": .string(t.token), "expiration": .string(t.expiration)])
     }
 
-    static func mockChroots(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
-        let list = try await app.db.withConnection { c in try MockChroots.active(c) }
+    static func mockChroots(_ app: FrontendApp, _ ctx: RequestContext, _ c: PGConnection) throws -> HTTPResponse {
         var o = JSONObject()
-        for ch in list { o[ch.name] = .string(ch.comment) }
+        for ch in try MockChroots.active(c) { o[ch.name] = .string(ch.comment) }
         return jsonOK(.object(o))
     }
 
-    static func get(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+    static func get(_ app: FrontendApp, _ ctx: RequestContext, _ c: PGConnection) throws -> HTTPResponse {
         guard let owner = ctx.q("ownername"), !owner.isEmpty else { throw APIError.badRequest("Missing argument ownername") }
         guard let name = ctx.q("projectname"), !name.isEmpty else { throw APIError.badRequest("Missing argument projectname") }
-        let results = app.config.resultsBase
-        return jsonOK(try await app.db.withConnection { c in Projects.json(try Projects.require(c, owner: owner, name: name), resultsBase: results) })
+        return jsonOK(Projects.json(try Projects.require(c, owner: owner, name: name), resultsBase: app.config.resultsBase))
     }
 
     static func list(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {

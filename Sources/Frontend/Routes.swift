@@ -12,9 +12,7 @@ enum Routes {
         r.add(get, "/api_3", { _, _ in jsonOK(["version": 3]) })
         r.add(get, "/api_3/auth-check", ProjectAPI.authCheck)
         r.add(post, "/api_3/api-token", ProjectAPI.apiToken)
-        r.add(get, "/api_3/mock-chroots/list", ProjectAPI.mockChroots)
 
-        r.add(get, "/api_3/project", ProjectAPI.get)
         r.add(get, "/api_3/project/list", ProjectAPI.list)
         r.add(get, "/api_3/project/search", ProjectAPI.search)
         r.add(post, "/api_3/project/add/:owner", ProjectAPI.add)
@@ -35,11 +33,9 @@ enum Routes {
         r.add(post, "/api_3/build/create/url", BuildAPI.createURL)
         r.add(post, "/api_3/build/create/scm", BuildAPI.createSCM)
         r.add(get, "/api_3/build/list", BuildAPI.list)
-        r.add(get, "/api_3/build/built-packages/:id", BuildAPI.builtPackages)
         r.add(put, "/api_3/build/cancel/:id", BuildAPI.cancel)
         r.add(delete, "/api_3/build/delete/list", BuildAPI.deleteList)
         r.add(delete, "/api_3/build/delete/:id", BuildAPI.deleteOne)
-        r.add(get, "/api_3/build/:id", BuildAPI.get)
         r.add(get, "/api_3/build-chroot/list", BuildAPI.chrootList)
         r.add(get, "/api_3/build-chroot/list/:id", BuildAPI.chrootList)
         r.add(get, "/api_3/build-chroot/built-packages", BuildAPI.chrootBuiltPackages)
@@ -67,5 +63,14 @@ enum Routes {
         r.add(get, "/coprs/:owner/:project/build/:id", Web.projectBuild)
 
         InternalAPI.register(&r)
+    }
+
+    /// Reads served on the server's inline path (one database closure, no Swift task). GET and HEAD only.
+    static func registerInline(_ r: inout Router<InlineRouteHandler>) {
+        let get = ["GET"]
+        r.add(get, "/api_3/mock-chroots/list", ProjectAPI.mockChroots)
+        r.add(get, "/api_3/project", ProjectAPI.get)
+        r.add(get, "/api_3/build/built-packages/:id", BuildAPI.builtPackages)
+        r.add(get, "/api_3/build/:id", BuildAPI.get)
     }
 }

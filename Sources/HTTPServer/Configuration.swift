@@ -47,9 +47,18 @@ public protocol HTTPHandler: Sendable {
     /// The response the server sends for a request it refuses itself (parse error, 413, timeout, overload).
     /// `head` is nil when the head itself could not be parsed.
     func errorResponse(status: Int, reason: String, head: HTTPRequestHead?) -> HTTPResponse
+    /// An optional fast path without a Swift task: return true if the handler took the request and will call
+    /// `respond` exactly once, from any thread. It is called on the connection's queue and must not block; it
+    /// suits handlers whose work already runs on their own queues (a database connection's queue, say), saving
+    /// the hops onto and off the cooperative pool. Requests with a spooled file body always take `handle`.
+    func handleInline(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool
 }
 
 extension HTTPHandler {
+    public func handleInline(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool {
+        false
+    }
+
     public func errorResponse(status: Int, reason: String, head: HTTPRequestHead?) -> HTTPResponse {
         HTTPResponse(status: status, contentType: "text/plain; charset=utf-8", body: reason + "\n")
     }

@@ -262,6 +262,9 @@ final class Connection: @unchecked Sendable {
         self.bodyBytes = []
         let request = HTTPRequest(head: head, body: body, remoteAddress: self.remoteAddress)
         let handler = self.server.handler
+        if spooledPath == nil, handler.handleInline(request, respond: { response in self.queue.async { self.respond(response, to: head) } }) {
+            return
+        }
         Task {
             let response = await handler.handle(request)
             if let spooledPath { unlink(spooledPath) }

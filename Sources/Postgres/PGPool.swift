@@ -25,7 +25,8 @@ public final class PGPool: Sendable {
 
     private struct Waiter {
         let id: UInt64
-        let continuation: CheckedContinuation<PGConnection, any Error>
+        /// Hands over the connection (or the error): resumes an async caller, or runs a callback caller's body.
+        let resume: @Sendable (Result<PGConnection, any Error>) -> Void
         let deadline: DispatchTime
     }
 
@@ -131,6 +132,85 @@ public final class PGPool: Sendable {
         }
     }
 
+    /// The same as `withConnection(_:)` without a Swift task: `body` runs on the connection's queue and
+    /// `completion` is called there with its result (or with the checkout error on another thread). For callers
+    /// that live on dispatch queues (the HTTP server's inline path), this saves two thread hops per call.
+    public func withConnection<T: Sendable>(
+        _ body: @escaping @Sendable (PGConnection) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        let validate = validatesIdleConnections
+        @Sendable func run(_ connection: PGConnection, retried: Bool) {
+            connection.queue.async {
+                let outcome = connection.perform(body, validatingIdleHandle: validate)
+                self.checkin(connection)
+                if case .failure = outcome.result, outcome.isRetryable, !retried {
+                    self.logger.notice("postgres connection was stale; retrying on a new connection")
+                    self.acquire { result in
+                        switch result {
+                        case .success(let next): run(next, retried: true)
+                        case .failure(let error): completion(.failure(error))
+                        }
+                    }
+                    return
+                }
+                completion(outcome.result)
+            }
+        }
+        self.acquire { result in
+            switch result {
+            case .success(let connection): run(connection, retried: false)
+            case .failure(let error): completion(.failure(error))
+            }
+        }
+    }
+
+    /// Callback checkout: `handler` gets an idle (or new) connection at once, or later from `checkin`, or the
+    /// error (closed, exhausted, timed out).
+    private func acquire(_ handler: @escaping @Sendable (Result<PGConnection, any Error>) -> Void) {
+        let decision: Decision = state.withLock { state in
+            if state.isClosed {
+                return .fail(PostgresError(code: .poolClosed, message: "the pool is closed"))
+            }
+            if let connection = state.idle.popLast() {
+                return .ready(connection)
+            }
+            if state.connections.count < size {
+                let connection = PGConnection(
+                    conninfo: conninfo,
+                    label: "koper.postgres.connection.\(state.connections.count)",
+                    logger: logger
+                )
+                state.connections.append(connection)
+                return .ready(connection)
+            }
+            if state.waiters.count >= maxWaiters {
+                return .fail(PostgresError(code: .poolExhausted, message: "too many callers waiting for a connection"))
+            }
+            state.nextWaiterID += 1
+            state.waiters.append(
+                Waiter(id: state.nextWaiterID, resume: handler, deadline: .now() + checkoutTimeout.dispatchInterval)
+            )
+            self.startSweeper(&state)
+            return .wait
+        }
+        switch decision {
+        case .ready(let connection): handler(.success(connection))
+        case .fail(let error): handler(.failure(error))
+        case .wait: break
+        }
+    }
+
+    private func startSweeper(_ state: inout State) {
+        guard state.sweeper == nil else { return }
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global())
+        let interval = min(checkoutTimeout, .milliseconds(250)).dispatchInterval
+        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(50))
+        timer.setEventHandler { [weak self] in self?.expireWaiters() }
+        timer.resume()
+        state.sweeper = SweeperBox(timer)
+    }
+
     /// BEGIN; body; COMMIT — ROLLBACK if body throws (then rethrows).
     @discardableResult
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (PGConnection) throws -> T) async throws -> T {
@@ -152,7 +232,7 @@ public final class PGPool: Sendable {
             return taken
         }
         for waiter in waiters {
-            waiter.continuation.resume(throwing: PostgresError(code: .poolClosed, message: "the pool is closed"))
+            waiter.resume(.failure(PostgresError(code: .poolClosed, message: "the pool is closed")))
         }
         for connection in idle {
             connection.queue.async { connection.closeHandle() }
@@ -199,16 +279,12 @@ public final class PGPool: Sendable {
                         )
                     }
                     state.waiters.append(
-                        Waiter(id: id, continuation: continuation, deadline: .now() + checkoutTimeout.dispatchInterval)
+                        Waiter(
+                            id: id, resume: { continuation.resume(with: $0) },
+                            deadline: .now() + checkoutTimeout.dispatchInterval
+                        )
                     )
-                    if state.sweeper == nil {
-                        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global())
-                        let interval = min(checkoutTimeout, .milliseconds(250)).dispatchInterval
-                        timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(50))
-                        timer.setEventHandler { [weak self] in self?.expireWaiters() }
-                        timer.resume()
-                        state.sweeper = SweeperBox(timer)
-                    }
+                    self.startSweeper(&state)
                     return .wait
                 }
                 switch decision {
@@ -236,7 +312,7 @@ public final class PGPool: Sendable {
             return out
         }
         for waiter in expired {
-            waiter.continuation.resume(throwing: PostgresError(code: .timeout, message: "timed out waiting for a connection"))
+            waiter.resume(.failure(PostgresError(code: .timeout, message: "timed out waiting for a connection")))
         }
     }
 
@@ -245,7 +321,7 @@ public final class PGPool: Sendable {
             guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
             return state.waiters.remove(at: index)
         }
-        waiter?.continuation.resume(throwing: error)
+        waiter?.resume(.failure(error))
     }
 
     private enum Return {
@@ -269,7 +345,7 @@ public final class PGPool: Sendable {
         case .toIdle:
             break
         case .toWaiter(let waiter):
-            waiter.continuation.resume(returning: connection)
+            waiter.resume(.success(connection))
         case .close:
             connection.queue.async { connection.closeHandle() }
         }
