@@ -41,6 +41,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         /** libcurl (with fixed-arity setopt/getinfo wrappers in shim.h), wrapped by HTTPClient. */
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        /** libssh, wrapped by SSH. */
+        .systemLibrary(name: "CLibSSH", pkgConfig: "libssh", providers: [.apt(["libssh-dev"])]),
         /** gpgme, wrapped by GPG. */
         .systemLibrary(name: "CGPGME", pkgConfig: "gpgme", providers: [.apt(["libgpgme-dev"])]),
 
@@ -91,6 +93,12 @@ let package = Package(
         .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         /** libcurl: bounded HTTP client on its own serial queues (Backend → Frontend, builders → sources). */
         .target(name: "HTTPClient", dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        /** libssh: one session per serial queue; exec with bounded output and timeouts; atomic SFTP; pinned host keys. */
+        .target(
+            name: "SSH",
+            dependencies: ["CLibSSH", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         /** gpgme: Keygen's keyring (generate, export, prolong keys; reference signing). */
         .target(name: "GPG", dependencies: ["CGPGME", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
 
@@ -108,7 +116,12 @@ let package = Package(
         /** koper-backend: build dispatch, ticket service, workers, publishing (issue 4/5). */
         .executableTarget(
             name: "Backend",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "HTTPCore", "HTTPServer", "HTTPClient", "StaticFiles", "Scheduling", "Tickets", "SSH", "Gzip", "KoperJSON",
+                "CoprModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         /** koper-builder: one build on one builder host (issue 4). */
@@ -149,6 +162,7 @@ let package = Package(
             dependencies: ["StaticFiles", "HTTPServer", "HTTPCore", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "TicketsTests", dependencies: ["Tickets", "Postgres", "TestSupport"]),
+        .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
         .testTarget(
             name: "HTTPClientTests",
