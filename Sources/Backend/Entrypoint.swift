@@ -1,18 +1,122 @@
 import ArgumentParser
+import Dispatch
+import Foundation
+import HTTPClient
+import HTTPServer
+import KoperJSON
+import Logging
+import StaticFiles
+import Tickets
 
-/// Placeholder executable: the service is not implemented yet. It says so and exits non-zero, so nothing
-/// (including deploy/koper-stack) can mistake it for a working service.
 @main
-struct Command: ParsableCommand {
+struct BackendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "koper-backend",
-        abstract: "Build dispatch, the ticket service, workers, signing requests and publishing (issue #4/#5). Not implemented yet."
+        abstract: "Koper backend: build dispatch, the ticket service, workers on leased builders, and the results tree.",
+        subcommands: [Serve.self, TicketsCommand.self],
+        defaultSubcommand: Serve.self
     )
+}
 
-    @Option(help: "Path of the service's config file.") var config: String?
+struct BackendOptions: ParsableArguments {
+    @Option(name: .long, help: "Path of backend.json.")
+    var config: String = "/etc/koper/backend.json"
 
-    func run() throws {
-        print("koper-backend: not implemented yet — see the open issues.")
-        throw ExitCode(2)
+    func load() throws -> BackendConfig {
+        do {
+            return try BackendConfig.load(path: self.config)
+        } catch {
+            throw ValidationError("Cannot read config \(self.config): \(error)")
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the dispatcher, the workers and the results server.")
+    @OptionGroup var options: BackendOptions
+
+    func run() async throws {
+        let config = try self.options.load()
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = config.logLevelValue
+            return h
+        }
+        let logger = Logger(label: "koper.backend")
+        let fm = FileManager.default
+        for dir in [config.resultsDir, config.stateDir, config.jobsDir] {
+            try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        let tickets = try await TicketService(conninfo: config.ticketsDatabase, pools: config.pools, logger: logger)
+        let http = HTTPClient(maxConcurrent: 8, logger: logger)
+        let frontend = FrontendClient(base: config.frontendBase, secret: config.backendSecret, http: http, logger: logger)
+        let context = BackendContext(
+            config: config, frontend: frontend, tickets: tickets, jobs: try JobStore(directory: config.jobsDir),
+            workerID: try Self.workerID(config), logger: logger
+        )
+        let server = Server(
+            configuration: HTTPServerConfiguration(host: config.listenHost, port: config.listenPort, temporaryDirectory: config.stateDir),
+            handler: StaticFileHandler(root: config.resultsDir, urlPrefix: "/results", logger: logger),
+            logger: logger
+        )
+        let port = try server.start()
+        if let portFile = config.portFile { try "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8) }
+        let dispatcher = Dispatcher(context: context)
+        await dispatcher.start()
+        await waitForTermination()
+        logger.info("stopping; running builds keep going on their builders and are reattached on the next start")
+        await dispatcher.stop()
+        await server.shutdown(gracePeriod: .seconds(5))
+        await tickets.shutdown()
+    }
+
+    /// A stable id for this Backend (claims are idempotent per worker id, also across restarts).
+    static func workerID(_ config: BackendConfig) throws -> String {
+        let path = "\(config.stateDir)/backend-id"
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !existing.isEmpty {
+            return existing
+        }
+        let id = "backend-\(UInt64.random(in: 0...UInt64.max))"
+        try writeAtomically(Array("\(id)\n".utf8), to: path)
+        return id
+    }
+}
+
+struct TicketsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tickets", abstract: "Show the ticket service: pools, resources and tickets.")
+    @OptionGroup var options: BackendOptions
+
+    func run() async throws {
+        let config = try self.options.load()
+        let logger = Logger(label: "koper.backend.tickets") { _ in SwiftLogNoOpLogHandler() }
+        let snapshot = try await TicketService.inspect(conninfo: config.ticketsDatabase, logger: logger)
+        print(snapshot.description)
+    }
+}
+
+/// Suspends until SIGTERM or SIGINT.
+func waitForTermination() async {
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGINT, SIG_IGN)
+    let queue = DispatchQueue(label: "koper.signals")
+    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+        let state = SignalState(continuation: c)
+        for sig in [SIGTERM, SIGINT] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { state.fire() }
+            source.resume()
+            state.sources.append(source)
+        }
+    }
+}
+
+/// Touched only on the serial signal queue (and once at setup, before any signal source is resumed).
+final class SignalState: @unchecked Sendable {
+    var continuation: CheckedContinuation<Void, Never>?
+    var sources: [any DispatchSourceSignal] = []
+    init(continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+    func fire() {
+        self.continuation?.resume()
+        self.continuation = nil
     }
 }

@@ -2,7 +2,10 @@ import Foundation
 
 /// Real source RPMs made with `rpmbuild -bs` at test time (nothing binary is committed).
 public enum SRPMFixture {
-    public struct Failure: Error, CustomStringConvertible { public let description: String }
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+        public init(description: String) { self.description = description }
+    }
 
     public static var isAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/rpmbuild") }
 

@@ -1,0 +1,336 @@
+import Foundation
+import Gzip
+import KoperJSON
+import Logging
+import SSH
+import Tickets
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything a worker needs, shared by all workers.
+struct BackendContext: Sendable {
+    let config: BackendConfig
+    let frontend: FrontendClient
+    let tickets: TicketService
+    let jobs: JobStore
+    let workerID: String
+    let logger: Logger
+}
+
+/// Why a worker gave up on a builder (and the task should run elsewhere) rather than on the build.
+struct BuilderLost: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Runs one task on a leased builder: lease → upload the task → start `koper-builder` detached → tail the live log
+/// into the results tree → collect results → report → release. Cancellation of the Swift task cancels the build
+/// (a waiting lease is abandoned at once; a running build's process group is killed).
+struct Worker: Sendable {
+    let context: BackendContext
+    let task: BuildTask
+
+    var config: BackendConfig { self.context.config }
+    var logger: Logger {
+        var l = self.context.logger
+        l[metadataKey: "task.id"] = "\(self.task.id)"
+        return l
+    }
+
+    var localResultDir: String { "\(self.config.resultsDir)/\(self.task.relativeResultPath)" }
+
+    /// Runs the task to its end. `record` is the persisted state (a fresh claim, or one found after a restart).
+    func run(_ initial: JobRecord) async {
+        var record = initial
+        while true {
+            do {
+                try await self.attempt(&record)
+                return
+            } catch is CancellationError {
+                await self.cleanUpCanceled(record)
+                return
+            } catch let lost as BuilderLost {
+                self.logger.warning("builder lost; retrying elsewhere", metadata: ["reason": "\(lost)", "attempt": "\(record.attempt)"])
+                self.appendBackendLog("builder lost on attempt \(record.attempt): \(lost)")
+                if record.attempt >= self.config.maxAttempts {
+                    await self.report(state: "failed", packages: nil, srpm: nil, record: record)
+                    self.context.jobs.remove(record.taskID)
+                    return
+                }
+                record.attempt += 1
+                record.phase = .leasing
+                record.ticket = nil
+                record.remoteDir = nil
+                try? self.context.jobs.save(record)
+            } catch {
+                self.logger.error("worker failed", metadata: ["error": "\(error)"])
+                self.appendBackendLog("worker error: \(error)")
+                if Task.isCancelled {
+                    await self.cleanUpCanceled(record)
+                    return
+                }
+                await self.report(state: "failed", packages: nil, srpm: nil, record: record)
+                if let t = record.ticket { try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false) }
+                self.context.jobs.remove(record.taskID)
+                return
+            }
+        }
+    }
+
+    // MARK: One attempt
+
+    func attempt(_ record: inout JobRecord) async throws {
+        // 1. Lease a builder (cancellable at once).
+        let ticket: TicketID
+        if let t = record.ticket {
+            ticket = TicketID(rawValue: t)
+        } else {
+            ticket = try await self.context.tickets.open(tags: Set(self.task.tags), sandbox: self.task.sandbox, owner: "\(self.task.id)#\(record.attempt)")
+            record.ticket = ticket.rawValue
+            try self.context.jobs.save(record)
+        }
+        let resource: Resource
+        do {
+            resource = try await self.context.tickets.wait(ticket)
+        } catch {
+            if Task.isCancelled { throw CancellationError() }
+            throw error
+        }
+        try Task.checkCancellation()
+
+        // 2. Start (or find) the build on it.
+        let ssh: SSHSession
+        do {
+            ssh = try await SSHSession.connect(self.target(resource), logger: self.logger)
+        } catch {
+            try? await self.context.tickets.markBroken(resource)
+            record.ticket = nil
+            throw BuilderLost(description: "cannot connect to \(resource.name): \(error)")
+        }
+        defer { ssh.close() }
+        let remoteDir: String
+        if let existing = record.remoteDir, record.phase != .leasing {
+            remoteDir = existing
+            self.logger.info("reattaching to a running build", metadata: ["builder": "\(resource.name)"])
+            self.appendBackendLog("reattached to \(resource.name):\(remoteDir) after a backend restart")
+        } else {
+            remoteDir = "\(self.config.remoteWorkDir)/\(self.task.id)-a\(record.attempt)-\(UInt32.random(in: 0...UInt32.max))"
+            try self.prepareLocalResultDir(fresh: true)
+            self.appendBackendLog("attempt \(record.attempt) on \(resource.name) (pool \(resource.pool))")
+            try await self.startBuild(ssh, remoteDir: remoteDir)
+            record.remoteDir = remoteDir
+            record.phase = .running
+            try self.context.jobs.save(record)
+            _ = try await self.context.frontend.update([
+                "update_id": .string("\(self.task.id)#\(record.attempt)#running"), "task_id": .string(self.task.id), "state": "running",
+                "result_dir": .string(self.task.resultDir),
+            ])
+        }
+
+        // 3. Watch it: tail the live log, enforce the timeout, notice cancellation and a dead builder.
+        let status = try await self.watch(ssh, remoteDir: remoteDir, resource: resource)
+        record.phase = .collecting
+        try self.context.jobs.save(record)
+
+        // 4. Collect results into the results tree and report.
+        let collected = try await self.collect(ssh, remoteDir: remoteDir, status: status)
+        let state = status == 0 && !collected.packages.isEmpty ? "succeeded" : "failed"
+        await self.report(state: state, packages: collected.packages, srpm: collected.srpm, record: record)
+        _ = try? await ssh.run("rm -rf \(shellQuote(remoteDir))", timeout: .seconds(60))
+        try? await self.context.tickets.close(ticket, reusable: true)
+        self.context.jobs.remove(record.taskID)
+    }
+
+    func target(_ r: Resource) -> SSHTarget {
+        SSHTarget(
+            host: r.data.host, port: r.data.port, user: r.data.user, hostPublicKeyPath: r.data.hostPublicKey ?? "",
+            privateKeyPath: self.config.sshPrivateKey, connectTimeout: .seconds(10), keepaliveInterval: .seconds(5)
+        )
+    }
+
+    func startBuild(_ ssh: SSHSession, remoteDir: String) async throws {
+        let dir = shellQuote(remoteDir)
+        let mk = try await ssh.run("mkdir -p \(dir)/output", timeout: .seconds(30))
+        guard mk.exitStatus == 0 else { throw BuilderLost(description: "cannot create the work directory") }
+        try await ssh.upload(self.task.raw.serialized(), to: "\(remoteDir)/task.json")
+        // setsid: the build is its own process group (killed as a whole on cancel) and survives our SSH session.
+        let start = try await ssh.run(
+            "cd \(dir) && setsid nohup \(shellQuote(self.config.builderCommand)) build --task task.json --output output >builder.out 2>&1 </dev/null & echo $!",
+            timeout: .seconds(30)
+        )
+        guard start.exitStatus == 0, let pid = Int(String(decoding: start.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw BuilderLost(description: "cannot start koper-builder")
+        }
+        try await ssh.upload(Array("\(pid)\n".utf8), to: "\(remoteDir)/worker.pid")
+    }
+
+    /// Polls the builder once a second until `output/status` exists; returns the builder's exit status.
+    func watch(_ ssh: SSHSession, remoteDir: String, resource: Resource) async throws -> Int {
+        let dir = shellQuote(remoteDir)
+        let clock = ContinuousClock()
+        let limit = min(self.task.timeout, self.config.maxBuildTimeout)
+        let deadline = clock.now.advanced(by: .seconds(limit))
+        let liveLog = "\(self.localResultDir)/builder-live.log"
+        var offset = fileSize(liveLog)
+        var failures = 0
+        while true {
+            if Task.isCancelled {
+                _ = try? await ssh.run("kill -TERM -- -$(cat \(dir)/worker.pid) 2>/dev/null; sleep 1; kill -KILL -- -$(cat \(dir)/worker.pid) 2>/dev/null; true", timeout: .seconds(10))
+                throw CancellationError()
+            }
+            if clock.now >= deadline {
+                _ = try? await ssh.run("kill -TERM -- -$(cat \(dir)/worker.pid) 2>/dev/null; sleep 2; kill -KILL -- -$(cat \(dir)/worker.pid) 2>/dev/null; true", timeout: .seconds(15))
+                self.appendBackendLog("build timed out after \(limit) s; killed")
+                appendFile(liveLog, Array("\n[koper] build timed out after \(limit) seconds\n".utf8))
+                return 3
+            }
+            do {
+                let probe = try await ssh.run(
+                    "cat \(dir)/output/status 2>/dev/null; echo '|'; stat -c %s \(dir)/output/builder-live.log 2>/dev/null; echo '|'; kill -0 $(cat \(dir)/worker.pid) 2>/dev/null && echo alive",
+                    timeout: .seconds(30)
+                )
+                failures = 0
+                let parts = String(decoding: probe.stdout, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false)
+                    .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                let remoteSize = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+                while remoteSize > offset {
+                    let chunk = try await ssh.readFile("\(remoteDir)/output/builder-live.log", from: offset, maxBytes: min(remoteSize - offset, 1 << 20))
+                    if chunk.isEmpty { break }
+                    appendFile(liveLog, chunk)
+                    offset += chunk.count
+                }
+                if let status = Int(parts.first ?? "") { return status }
+                if parts.count > 2 && parts[2] != "alive" {
+                    // The builder process is gone without writing a status: it was killed (OOM, reboot).
+                    throw BuilderLost(description: "koper-builder on \(resource.name) died without a status")
+                }
+            } catch let e as BuilderLost {
+                throw e
+            } catch {
+                failures += 1
+                if failures >= 10 {
+                    try? await self.context.tickets.markBroken(resource)
+                    throw BuilderLost(description: "builder \(resource.name) unreachable: \(error)")
+                }
+            }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    struct Collected {
+        var packages: [JSON]
+        var srpm: JSONObject?
+    }
+
+    /// Downloads the builder's output into a private temp dir, then moves the files into the result dir.
+    func collect(_ ssh: SSHSession, remoteDir: String, status: Int) async throws -> Collected {
+        let listing = try await ssh.run("ls -1 \(shellQuote(remoteDir))/output", timeout: .seconds(30))
+        let names = String(decoding: listing.stdout, as: UTF8.self).split(separator: "\n").map(String.init).filter {
+            isSafeComponent($0) && ($0.hasSuffix(".rpm") || $0 == "results.json" || $0.hasSuffix(".log") || $0 == "status")
+        }
+        let tmp = "\(self.config.stateDir)/collect-\(self.task.id)-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        for name in names {
+            try await ssh.downloadFile("\(remoteDir)/output/\(name)", toLocalPath: "\(tmp)/\(name)", limit: 8 << 30)
+        }
+        var packages: [JSON] = []
+        var srpm: JSONObject? = nil
+        if let data = FileManager.default.contents(atPath: "\(tmp)/results.json"), let v = try? JSONParser.parse([UInt8](data)) {
+            packages = v["packages"]?.arrayValue ?? []
+            if let s = packages.first(where: { $0["arch"]?.stringValue == "src" })?.objectValue {
+                srpm = s
+                let file = names.first { $0.hasSuffix(".src.rpm") }
+                if let file { srpm?["url"] = .string("\(self.config.resultsBase)/\(self.task.relativeResultPath)/\(file)") }
+            }
+        }
+        // Move into place. The live log already there is replaced by the builder's complete copy, gzipped.
+        let fm = FileManager.default
+        for name in names where name.hasSuffix(".rpm") || name == "results.json" {
+            let dest = "\(self.localResultDir)/\(name)"
+            try? fm.removeItem(atPath: dest)
+            try fm.moveItem(atPath: "\(tmp)/\(name)", toPath: dest)
+        }
+        if let log = fm.contents(atPath: "\(tmp)/builder-live.log") ?? fm.contents(atPath: "\(self.localResultDir)/builder-live.log") {
+            try writeAtomically(try Gzip.compress([UInt8](log)), to: "\(self.localResultDir)/builder-live.log.gz")
+            unlink("\(self.localResultDir)/builder-live.log")
+        }
+        self.appendBackendLog("builder exited with status \(status); \(packages.count) package(s) collected")
+        self.finishBackendLog()
+        return Collected(packages: packages.filter { self.task.kind == .srpm || $0["arch"]?.stringValue != "src" }, srpm: srpm)
+    }
+
+    func report(state: String, packages: [JSON]?, srpm: JSONObject?, record: JobRecord) async {
+        var body: JSONObject = [
+            "update_id": .string("\(self.task.id)#\(record.attempt)#\(state)"), "task_id": .string(self.task.id), "state": .string(state),
+            "result_dir": .string(self.task.resultDir),
+        ]
+        if let packages, self.task.kind == .rpm { body["built_packages"] = .array(packages) }
+        if let srpm, self.task.kind == .srpm, state == "succeeded" { body["srpm"] = .object(srpm) }
+        if self.task.kind == .srpm && state == "succeeded" && srpm == nil { body["state"] = "failed" }
+        do {
+            try await self.context.frontend.update(body)
+        } catch {
+            self.logger.error("cannot report the final state", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func cleanUpCanceled(_ record: JobRecord) async {
+        self.appendBackendLog("canceled")
+        self.finishBackendLog()
+        if let t = record.ticket { try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false) }
+        self.context.jobs.remove(record.taskID)
+    }
+
+    // MARK: Local files
+
+    func prepareLocalResultDir(fresh: Bool) throws {
+        let fm = FileManager.default
+        if fresh, fm.fileExists(atPath: self.localResultDir) {
+            // Never let two attempts write one result dir: the previous attempt's files go first.
+            try fm.removeItem(atPath: self.localResultDir)
+        }
+        try fm.createDirectory(atPath: self.localResultDir, withIntermediateDirectories: true)
+    }
+
+    func appendBackendLog(_ line: String) {
+        try? FileManager.default.createDirectory(atPath: self.localResultDir, withIntermediateDirectories: true)
+        appendFile("\(self.localResultDir)/backend.log", Array("[\(isoNow())] \(line)\n".utf8))
+    }
+
+    func finishBackendLog() {
+        let path = "\(self.localResultDir)/backend.log"
+        guard let data = FileManager.default.contents(atPath: path), let gz = try? Gzip.compress([UInt8](data)) else { return }
+        try? writeAtomically(gz, to: path + ".gz")
+        unlink(path)
+    }
+}
+
+func shellQuote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+func fileSize(_ path: String) -> Int {
+    var st = stat()
+    return stat(path, &st) == 0 ? Int(st.st_size) : 0
+}
+
+func appendFile(_ path: String, _ bytes: [UInt8]) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    bytes.withUnsafeBytes { raw in
+        var off = 0
+        while off < raw.count {
+            let n = write(fd, raw.baseAddress! + off, raw.count - off)
+            if n <= 0 { return }
+            off += n
+        }
+    }
+}
+
+func isoNow() -> String {
+    var t = time(nil)
+    var tm = tm()
+    gmtime_r(&t, &tm)
+    return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
