@@ -176,12 +176,11 @@ struct Worker: Sendable {
         var failures = 0
         while true {
             if Task.isCancelled {
-                _ = try? await ssh.run("kill -TERM -- -$(cat \(dir)/worker.pid) 2>/dev/null; sleep 1; kill -KILL -- -$(cat \(dir)/worker.pid) 2>/dev/null; true", timeout: .seconds(10))
+                await self.killRemote(ssh, dir: dir)
                 throw CancellationError()
             }
             if clock.now >= deadline {
-                _ = try? await ssh.run("kill -TERM -- -$(cat \(dir)/worker.pid) 2>/dev/null; sleep 2; kill -KILL -- -$(cat \(dir)/worker.pid) 2>/dev/null; true", timeout: .seconds(15))
-                self.appendBackendLog("build timed out after \(limit) s; killed")
+                await self.killRemote(ssh, dir: dir, why: "timed out after \(limit) s")
                 appendFile(liveLog, Array("\n[koper] build timed out after \(limit) seconds\n".utf8))
                 return 3
             }
@@ -214,8 +213,26 @@ struct Worker: Sendable {
                     throw BuilderLost(description: "builder \(resource.name) unreachable: \(error)")
                 }
             }
-            try await Task.sleep(for: .seconds(1))
+            do {
+                try await Task.sleep(for: .seconds(1))
+            } catch {
+                await self.killRemote(ssh, dir: dir)
+                throw CancellationError()
+            }
         }
+    }
+
+    /// Kills the build's process group on the builder (`setsid` made the builder its leader). Runs in a detached
+    /// task: the worker's own task is cancelled by then, and the kill must still go out.
+    func killRemote(_ ssh: SSHSession, dir: String, why: String = "canceled") async {
+        // The whole session, not only the process group: the builder may put rpmbuild in a group of its own.
+        let command = """
+            p=$(cat \(dir)/worker.pid); pkill -TERM -s "$p"; kill -TERM -- -"$p" 2>/dev/null; \
+            for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -s "$p" >/dev/null || break; sleep 0.2; done; \
+            pkill -KILL -s "$p"; kill -KILL -- -"$p" 2>/dev/null; true
+            """
+        _ = await Task.detached { try? await ssh.run(command, timeout: .seconds(15)) }.value
+        self.appendBackendLog("\(why): the build's processes were killed on the builder")
     }
 
     struct Collected {

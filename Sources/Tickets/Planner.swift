@@ -11,6 +11,10 @@
 /// - Each pool keeps `maxPrealloc` fresh spares (idle or allocating), never exceeding `max`; a pool over its
 ///   `max` (lowered in the configuration) releases idle resources.
 struct Planner {
+    /// A static host whose resource was reported broken is not given out again for this long while another
+    /// host of its pool is free, and never within it when none is (so a dead host is not retried in a loop).
+    static let brokenQuarantineSeconds: Double = 60
+
     struct Pool: Sendable {
         var config: PoolConfig
         /// Allocation is paused after failures (backoff).
@@ -78,6 +82,8 @@ struct Planner {
     /// Active pools in priority (configuration) order.
     var pools: [Pool]
     var now: Double
+    /// pool → static host identity → when its last resource was reported broken (unix seconds).
+    var recentlyBroken: [String: [String: Double]] = [:]
 
     func plan(resources: [ResourceRow], tickets: [TicketRow], running: Set<Int64>) -> Plan {
         var plan = Plan()
@@ -231,7 +237,15 @@ struct Planner {
         return nil
     }
 
+    /// The free static host to allocate next: never-broken hosts first, then the one broken longest ago, and
+    /// none broken within the quarantine.
     private func freeStaticHost(_ pool: PoolConfig, used: Set<String>) -> ResourceData? {
-        pool.staticHosts?.first { !used.contains($0.identity) }
+        let free = (pool.staticHosts ?? []).filter { !used.contains($0.identity) }
+        let brokenAt = self.recentlyBroken[pool.name] ?? [:]
+        let eligible = free.filter { host in
+            guard let at = brokenAt[host.identity] else { return true }
+            return self.now - at >= Self.brokenQuarantineSeconds
+        }
+        return eligible.min { (brokenAt[$0.identity] ?? -1) < (brokenAt[$1.identity] ?? -1) }
     }
 }

@@ -335,12 +335,13 @@ final class TicketCore: Sendable {
             let now = try TicketStore.now(c)
             let resources = try TicketStore.liveResources(c)
             let tickets = try TicketStore.openTickets(c).map(\.row)
-            let planner = Planner(
+            var planner = Planner(
                 pools: pools.map {
                     Planner.Pool(config: $0, isAllocationBlocked: (backoff[$0.name]?.until ?? 0) > now)
                 },
                 now: now
             )
+            planner.recentlyBroken = try TicketStore.recentlyBrokenStaticHosts(c, within: Planner.brokenQuarantineSeconds)
             let plan = planner.plan(resources: resources, tickets: tickets, running: running)
             for id in plan.orphanedAllocations {
                 try TicketStore.abandonAllocation(c, resource: id, reason: "allocation interrupted")

@@ -245,6 +245,25 @@ enum TicketStore {
 
     /// ready → releasing. The caller makes sure no open ticket holds it (or detaches that ticket).
     @discardableResult
+    /// Static hosts whose resource was reported broken within `within` seconds: pool → host → when.
+    static func recentlyBrokenStaticHosts(_ c: PGConnection, within: Double) throws -> [String: [String: Double]] {
+        var out: [String: [String: Double]] = [:]
+        let rows = try c.query(
+            """
+            SELECT pool, static_key, extract(epoch from max(coalesce(deleted_at, next_release_at, created_at)))::float8 AS at
+            FROM resources WHERE static_key IS NOT NULL AND release_reason = 'reported broken'
+              AND coalesce(deleted_at, next_release_at, created_at) > now() - make_interval(secs => $1::float8)
+            GROUP BY pool, static_key
+            """,
+            [String(within)]
+        ).rows
+        for row in rows {
+            guard let pool = row["pool"], let key = row["static_key"], let at = row["at"].flatMap(Double.init) else { continue }
+            out[pool, default: [:]][key] = at
+        }
+        return out
+    }
+
     static func retire(_ c: PGConnection, resource: Int64, reason: String) throws -> Bool {
         try c.execute(
             """
