@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
     ],
     targets: [
         // MARK: C system libraries (module.modulemap + shim.h; one Swift wrapper each)
@@ -128,10 +129,10 @@ let package = Package(
         .executableTarget(
             name: "BuilderAgent",
             dependencies: [
-                "CoprModel", "RPM", "LibCrypto", "KoperJSON", "HTTPClient",
+                "CoprModel", "RPM", "LibCrypto", "KoperJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -163,6 +164,7 @@ let package = Package(
         ),
         .testTarget(name: "TicketsTests", dependencies: ["Tickets", "Postgres", "TestSupport"]),
         .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "BuilderAgentTests", dependencies: ["BuilderAgent", "CoprModel", "RPM", "LibCrypto", "KoperJSON"]),
         .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
         .testTarget(
             name: "HTTPClientTests",

@@ -1,18 +1,131 @@
 import ArgumentParser
+import Glibc
 
-/// Placeholder executable: the service is not implemented yet. It says so and exits non-zero, so nothing
-/// (including deploy/koper-stack) can mistake it for a working service.
+/// `koper-builder`: runs one build on a builder host (docs/builder.md). Started detached over SSH by the
+/// Backend, which holds every credential; the builder holds none.
 @main
-struct Command: ParsableCommand {
+struct KoperBuilderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "koper-builder",
-        abstract: "Runs one build on a builder host (issue #4). Not implemented yet."
+        abstract: "Runs one Koper build task on this builder host.",
+        subcommands: [BuildCommand.self, MockConfigCommand.self]
+    )
+}
+
+extension BuildMethod: ExpressibleByArgument {}
+extension SandboxKind: ExpressibleByArgument {}
+
+/// `koper-builder build --task TASK.json --output DIR [--method rpmbuild|mock] [--sandbox bwrap|none]`.
+struct BuildCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Build one task into DIR.",
+        discussion: """
+            Writes DIR/builder.pid, DIR/builder-live.log (while the build runs), the RPMs, DIR/results.json and \
+            finally DIR/status.
+
+            Exit codes (also in DIR/status): 0 succeeded, 1 build failed, 2 infrastructure or source error, \
+            3 timeout, 4 canceled (SIGTERM/SIGINT). Run it as the unprivileged builder user, never as root.
+            """
     )
 
-    @Option(help: "Path of the service's config file.") var config: String?
+    @Option(help: "The task description (JSON, as GET /backend/get-build-task returns it).")
+    var task: String
+
+    @Option(help: "The result directory.")
+    var output: String
+
+    @Option(help: "rpmbuild or mock (default: mock when it is on PATH, else rpmbuild).")
+    var method: BuildMethod?
+
+    @Option(help: "Isolation of the rpmbuild method and of SRPM builds: bwrap or none.")
+    var sandbox: SandboxKind = .bwrap
+
+    @Option(help: "Parent directory of the temporary work directory (default: $TMPDIR or /tmp).")
+    var workDir: String?
+
+    @Option(help: "Largest SRPM download accepted, in bytes.")
+    var maxSrpmBytes: Int = 2 << 30
+
+    @Option(help: "Size of each sandbox tmpfs (build tree, /tmp, /var/tmp) and cap on all results, in bytes.")
+    var diskLimit: Int = 4 << 30
+
+    @Option(help: "Address-space limit of the build (prlimit --as), in bytes; 0 for none.")
+    var memoryLimit: Int = 0
+
+    @Option(help: "Process limit of the build (prlimit --nproc).")
+    var maxProcesses: Int = 1024
+
+    @Option(help: "Time limit of the SRPM download, in seconds.")
+    var downloadTimeout: Int = 1800
+
+    @Option(help: "Largest live log, in bytes; further build output is dropped.")
+    var maxLogBytes: Int = 1 << 30
+
+    @Flag(help: "Do not echo koper-builder's own log lines on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        guard self.maxSrpmBytes > 0, self.diskLimit > 0, self.memoryLimit >= 0, self.maxProcesses > 0,
+            self.downloadTimeout > 0, self.maxLogBytes > 0
+        else {
+            throw ValidationError("limits must be positive")
+        }
+    }
+
+    func run() async throws {
+        var options = BuilderOptions(taskPath: self.task, outputDirectory: self.output)
+        options.method = self.method
+        options.sandbox = self.sandbox
+        options.workParent = self.workDir
+        options.maxSRPMBytes = self.maxSrpmBytes
+        options.diskLimitBytes = self.diskLimit
+        options.memoryLimitBytes = self.memoryLimit > 0 ? self.memoryLimit : nil
+        options.maxProcesses = self.maxProcesses
+        options.downloadTimeoutSeconds = self.downloadTimeout
+        options.maxLogBytes = self.maxLogBytes
+        options.echoLog = !self.quiet
+        let status = await Builder(options: options).run()
+        if status != .succeeded {
+            throw ExitCode(status.rawValue)
+        }
+    }
+}
+
+/// `koper-builder mock-config --task TASK.json`: prints the mock config the mock method would use.
+struct MockConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mock-config",
+        abstract: "Print the generated mock config for an RPM task."
+    )
+
+    @Option(help: "The task description (JSON).")
+    var task: String
 
     func run() throws {
-        print("koper-builder: not implemented yet — see the open issues.")
-        throw ExitCode(2)
+        let fd = open(self.task, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            Builder.printError("cannot open \(self.task): \(String(cString: strerror(errno)))")
+            throw ExitCode(BuildStatus.infrastructureError.rawValue)
+        }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while bytes.count <= BuildTask.maxTaskBytes {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes.append(contentsOf: buffer[0..<n])
+        }
+        _ = close(fd)
+        do throws(BuilderError) {
+            let task = try BuildTask.parse(bytes)
+            guard let chroot = task.chroot else {
+                throw .infrastructure("task \(task.taskID) is an SRPM build; only RPM tasks (with a chroot) use mock")
+            }
+            print(MockConfig.render(task: task, chroot: chroot), terminator: "")
+        } catch {
+            Builder.printError(error.message)
+            throw ExitCode(error.status.rawValue)
+        }
     }
 }

@@ -1,0 +1,298 @@
+import Foundation
+import Testing
+import TestSupport
+
+@testable import Frontend
+
+/// The whole build path with real parts: Frontend (in-process) + `koper-backend` (a real process that can be
+/// killed) + builder hosts (unprivileged sshd) running the real `koper-builder` with rpmbuild.
+final class BuildStack: @unchecked Sendable {
+    let frontend: FrontendHarness
+    let builders: [SSHDFixture]
+    let dir: String
+    let backendPort: Int
+    let configPath: String
+    let lock = NSLock()
+    var backend: Process?
+
+    static var binDir: String { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path }
+    static var available: Bool {
+        FileManager.default.isExecutableFile(atPath: binDir + "/koper-backend") && FileManager.default.isExecutableFile(atPath: binDir + "/koper-builder")
+            && geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd")
+    }
+
+    var resultsDir: String { "\(self.dir)/results" }
+    var resultsURL: String { "http://127.0.0.1:\(self.backendPort)/results" }
+
+    init(builders count: Int = 1, maxPerPool: Int? = nil, extraConfig: [String: Any] = [:]) async throws {
+        self.backendPort = try FreePort.allocate()
+        let resultsURL = "http://127.0.0.1:\(self.backendPort)/results"
+        self.frontend = try await FrontendHarness { $0.resultsURL = resultsURL }
+        self.dir = try makeTemporaryDirectory(prefix: "koper-flow")
+        chmod(self.dir, 0o755)
+        var builders: [SSHDFixture] = []
+        for _ in 0..<count { builders.append(try await SSHDFixture.start()) }
+        self.builders = builders
+        let tickets = try await PostgresFixture.makeDatabaseAsync()
+        // The builder hosts share this machine's filesystem: the backend's key must be readable by us only.
+        let key = "\(self.dir)/id_ed25519"
+        try FileManager.default.copyItem(atPath: builders[0].clientPrivateKeyPath, toPath: key)
+        chmod(key, 0o600)
+        for b in builders.dropFirst() {
+            // Every fixture authorises its own client key; install ours too.
+            let pub = try String(contentsOfFile: builders[0].clientPrivateKeyPath + ".pub", encoding: .utf8)
+            let auth = b.directory + "/authorized_keys"
+            let existing = (try? String(contentsOfFile: auth, encoding: .utf8)) ?? ""
+            try (existing + pub).write(toFile: auth, atomically: false, encoding: .utf8)
+        }
+        let hosts: [[String: Any]] = builders.map {
+            ["host": $0.host, "port": $0.port, "user": $0.user, "host_key": $0.hostPublicKeyPath]
+        }
+        var config: [String: Any] = [
+            "frontend_url": self.frontend.url, "backend_secret": FrontendHarness.backendSecret, "listen_port": self.backendPort,
+            "results_url": resultsURL, "results_dir": "\(self.dir)/results", "state_dir": "\(self.dir)/state",
+            "tickets_database": tickets, "ssh_private_key": key, "builder_command": "\(Self.binDir)/koper-builder",
+            "remote_work_dir": "koper-builds", "log_level": "debug",
+            "pools": [["name": "local", "tags": ["arch_x86_64", "arch_noarch"], "max": maxPerPool ?? count, "max_prealloc": 0, "static_hosts": hosts]],
+        ]
+        for (k, v) in extraConfig { config[k] = v }
+        self.configPath = "\(self.dir)/backend.json"
+        try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted]).write(to: URL(fileURLWithPath: self.configPath))
+        try self.startBackend()
+    }
+
+    func startBackend() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binDir + "/koper-backend")
+        p.arguments = ["serve", "--config", self.configPath]
+        let log = "\(self.dir)/backend.log"
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        h.seekToEndOfFile()
+        p.standardOutput = h
+        p.standardError = h
+        try p.run()
+        self.lock.withLock { self.backend = p }
+    }
+
+    func killBackendHard() async {
+        guard let p = self.lock.withLock({ self.backend }) else { return }
+        kill(p.processIdentifier, SIGKILL)
+        for _ in 0..<100 where p.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
+    }
+
+    func stop() async {
+        if let p = self.lock.withLock({ self.backend }) {
+            kill(p.processIdentifier, SIGTERM)
+            for _ in 0..<100 where p.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        for b in self.builders { b.stop() }
+        await self.frontend.stop()
+    }
+
+    var backendLog: String { (try? String(contentsOfFile: "\(self.dir)/backend.log", encoding: .utf8)) ?? "" }
+
+    func state(_ id: Int) async throws -> String {
+        try await self.frontend.get("/api_3/build/\(id)").json?["state"] as? String ?? "?"
+    }
+
+    /// Polls until the build reaches one of `states` (or the time runs out); returns the last state seen.
+    func wait(_ id: Int, for states: Set<String>, timeout: Duration = .seconds(120)) async throws -> String {
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: timeout)
+        var last = ""
+        while clock.now < end {
+            last = try await self.state(id)
+            if states.contains(last) { return last }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        return last
+    }
+
+    func upload(_ user: FrontendHarness.Credentials, project: String, srpm: String, timeout: Int? = nil) async throws -> Int {
+        let d = try makeTemporaryDirectory()
+        let json = timeout.map { #"{"ownername": "\#(user.user)", "projectname": "\#(project)", "timeout": \#($0)}"# }
+            ?? #"{"ownername": "\#(user.user)", "projectname": "\#(project)"}"#
+        try json.write(toFile: "\(d)/json", atomically: true, encoding: .utf8)
+        let r = try await curl(["-u", "\(user.login):\(user.token)", "-F", "pkgs=@\(srpm)", "-F", "json=@\(d)/json", "\(self.frontend.url)/api_3/build/create/upload"])
+        guard let id = r.json?["id"] as? Int else { throw SRPMFixture.Failure(description: "upload failed: \(r.body)") }
+        return id
+    }
+
+    /// Processes of the builder users running rpmbuild (left-over builds).
+    func remoteBuildProcesses() async throws -> Int {
+        var total = 0
+        for b in self.builders {
+            let r = try await Command.run("/usr/bin/pgrep", ["-u", b.user, "-f", "rpmbuild|koper-builder"])
+            total += r.output.split(separator: "\n").count
+        }
+        return total
+    }
+}
+
+/// An SRPM whose %build sleeps, to have time to look at (or kill) a running build.
+func slowSRPM(name: String, seconds: Int) async throws -> String {
+    let dir = try makeTemporaryDirectory(prefix: "koper-srpm")
+    let spec = """
+        Name: \(name)
+        Version: 1.0
+        Release: 1
+        Summary: slow
+        License: MIT
+        BuildArch: noarch
+        AutoReqProv: no
+
+        %description
+        Slow.
+
+        %build
+        for i in $(seq 1 \(seconds)); do echo "tick $i"; sleep 1; done
+
+        %install
+        mkdir -p %{buildroot}/usr/share/\(name)
+        echo hi > %{buildroot}/usr/share/\(name)/f
+
+        %files
+        /usr/share/\(name)/f
+
+        """
+    try spec.write(toFile: "\(dir)/\(name).spec", atomically: true, encoding: .utf8)
+    let r = try await Command.run("/usr/bin/rpmbuild", ["-bs", "--define", "_topdir \(dir)/top", "--define", "_srcrpmdir \(dir)", "\(dir)/\(name).spec"], environment: ["HOME": dir])
+    guard r.status == 0, let f = try FileManager.default.contentsOfDirectory(atPath: dir).first(where: { $0.hasSuffix(".src.rpm") }) else {
+        throw SRPMFixture.Failure(description: "rpmbuild -bs failed: \(r.output)")
+    }
+    return "\(dir)/\(f)"
+}
+
+@Suite(.serialized, .enabled(if: BuildStack.available || requireIntegration))
+struct BuildFlowTests {
+    func project(_ s: BuildStack, _ name: String) async throws -> FrontendHarness.Credentials {
+        let u = try await s.frontend.makeUser("u\(UInt16.random(in: 0...UInt16.max))")
+        let r = try await s.frontend.send("POST", "/api_3/project/add/\(u.user)", json: #"{"name": "\#(name)", "chroots": ["fedora-39-x86_64"]}"#, auth: u)
+        #expect(r.status == 200, "\(r.body)")
+        return u
+    }
+
+    @Test func uploadBuildsOnALeasedBuilderAndDownloads() async throws {
+        let s = try await BuildStack()
+        let u = try await project(s, "flow")
+        let srpm = try await slowSRPM(name: "flowpkg", seconds: 4)
+        let id = try await s.upload(u, project: "flow", srpm: srpm)
+        // While it runs, the live log is readable over HTTP.
+        #expect(try await s.wait(id, for: ["running"], timeout: .seconds(60)) == "running", "\(s.backendLog.suffix(3000))")
+        let dir = String(format: "%08d-flowpkg", id)
+        let live = "\(s.resultsURL)/\(u.user)/flow/fedora-39-x86_64/\(dir)/builder-live.log"
+        var sawLive = false
+        for _ in 0..<40 {
+            let r = try await curl([live])
+            if r.status == 200 && r.body.contains("tick") { sawLive = true; break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        #expect(sawLive, "the live log was not readable during the build")
+        #expect(try await s.wait(id, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
+        let files = try FileManager.default.contentsOfDirectory(atPath: "\(s.resultsDir)/\(u.user)/flow/fedora-39-x86_64/\(dir)")
+        #expect(files.contains { $0.hasPrefix("flowpkg-1.0-1") && $0.hasSuffix(".noarch.rpm") }, "\(files)")
+        #expect(files.contains("builder-live.log.gz"))
+        #expect(files.contains("backend.log.gz"))
+        #expect(files.contains("results.json"))
+        let built = try await s.frontend.get("/api_3/build/built-packages/\(id)")
+        #expect(((built.json?["fedora-39-x86_64"] as? [String: Any])?["packages"] as? [[String: Any]])?.contains { $0["name"] as? String == "flowpkg" } == true)
+        // copr-cli download-build (wget --cut-dirs 6) fetches the RPMs.
+        if let cli = coprCLI {
+            let dest = try makeTemporaryDirectory(prefix: "koper-dl")
+            let home = try makeTemporaryDirectory(prefix: "koper-home")
+            let r = try await Command.run(cli, ["--config", try s.frontend.coprConfig(u), "download-build", String(id), "--dest", dest], environment: ["HOME": home])
+            #expect(r.status == 0, "\(r)")
+            let got = (try? FileManager.default.contentsOfDirectory(atPath: "\(dest)/fedora-39-x86_64")) ?? []
+            #expect(got.contains { $0.hasPrefix("flowpkg-1.0-1") && $0.hasSuffix(".noarch.rpm") }, "\(got) \(r.output)")
+        }
+        await s.stop()
+    }
+
+    @Test func cancelWhileWaitingForABuilderAndWhileBuilding() async throws {
+        // One builder: the first build occupies it, the second waits for a lease.
+        let s = try await BuildStack(builders: 1)
+        let u = try await project(s, "cx")
+        let first = try await s.upload(u, project: "cx", srpm: try await slowSRPM(name: "busy", seconds: 120))
+        #expect(try await s.wait(first, for: ["running"], timeout: .seconds(60)) == "running", "\(s.backendLog.suffix(3000))")
+        let second = try await s.upload(u, project: "cx", srpm: try await slowSRPM(name: "waiter", seconds: 1))
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await s.state(second) == "starting")  // claimed, waiting for a builder
+        // Cancel while waiting: the backend lets go of the lease request within a second.
+        let clock = ContinuousClock()
+        var t0 = clock.now
+        #expect(try await s.frontend.send("PUT", "/api_3/build/cancel/\(second)", auth: u).status == 200)
+        var released = false
+        while clock.now - t0 < .seconds(3) {
+            // The Backend acknowledges a cancel request once the worker has let go of its lease.
+            let open = try await s.frontend.count("SELECT count(*) FROM cancel_requests WHERE task_id = $1", ["\(second)-fedora-39-x86_64"])
+            if open == 0 { released = true; break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(released)
+        #expect(clock.now - t0 <= .seconds(1), "cancel of a waiting build took \(clock.now - t0)")
+        // Cancel while building: the remote rpmbuild is gone within 5 s.
+        #expect(try await s.remoteBuildProcesses() > 0)
+        t0 = clock.now
+        #expect(try await s.frontend.send("PUT", "/api_3/build/cancel/\(first)", auth: u).status == 200)
+        var gone = false
+        while clock.now - t0 < .seconds(8) {
+            if try await s.remoteBuildProcesses() == 0 { gone = true; break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(gone)
+        #expect(clock.now - t0 <= .seconds(5), "cancel of a running build took \(clock.now - t0)")
+        #expect(try await s.state(first) == "canceled")
+        await s.stop()
+    }
+
+    @Test func timeoutFailsTheBuild() async throws {
+        let s = try await BuildStack()
+        let u = try await project(s, "to")
+        let id = try await s.upload(u, project: "to", srpm: try await slowSRPM(name: "sleepy", seconds: 120), timeout: 5)
+        #expect(try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(60)) == "failed", "\(s.backendLog.suffix(3000))")
+        #expect(try await s.remoteBuildProcesses() == 0)
+        await s.stop()
+    }
+
+    @Test func backendKilledMidBuildReattachesAndFinishesOnce() async throws {
+        let s = try await BuildStack()
+        let u = try await project(s, "k9")
+        let id = try await s.upload(u, project: "k9", srpm: try await slowSRPM(name: "survivor", seconds: 8))
+        #expect(try await s.wait(id, for: ["running"], timeout: .seconds(60)) == "running")
+        try await Task.sleep(for: .seconds(2))
+        await s.killBackendHard()
+        try await Task.sleep(for: .seconds(1))
+        try s.startBackend()
+        #expect(try await s.wait(id, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(4000))")
+        let log = s.backendLog
+        #expect(log.contains("resuming in-flight build"))
+        // Finished once: one success update applied, one builder run.
+        #expect(try await s.frontend.count("SELECT count(*) FROM backend_updates WHERE update_id LIKE $1", ["\(id)-fedora-39-x86_64#%#succeeded"]) == 1)
+        let dir = String(format: "%08d-survivor", id)
+        let gz = "\(s.resultsDir)/\(u.user)/k9/fedora-39-x86_64/\(dir)/builder-live.log.gz"
+        let r = try await Command.run("/bin/sh", ["-c", "zcat '\(gz)' | grep -c '^tick\\|tick [0-9]'"])
+        #expect(r.output.trimmingCharacters(in: .whitespacesAndNewlines) != "0")
+        await s.stop()
+    }
+
+    @Test func deadBuilderIsRetiredAndTheBuildRetriedElsewhere() async throws {
+        let s = try await BuildStack(builders: 2, maxPerPool: 2)
+        let u = try await project(s, "dead")
+        let id = try await s.upload(u, project: "dead", srpm: try await slowSRPM(name: "phoenix", seconds: 10))
+        #expect(try await s.wait(id, for: ["running"], timeout: .seconds(60)) == "running")
+        // Find the builder running it and kill its sshd (and the build with it).
+        var victim: SSHDFixture? = nil
+        for b in s.builders {
+            let r = try await Command.run("/usr/bin/pgrep", ["-u", b.user, "-f", "koper-builder"])
+            if !r.output.isEmpty { victim = b }
+        }
+        let dead = try #require(victim)
+        dead.killHard()
+        _ = try await Command.run("/usr/bin/pkill", ["-KILL", "-u", dead.user])
+        #expect(try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(180)) == "succeeded", "\(s.backendLog.suffix(4000))")
+        #expect(s.backendLog.contains("builder lost; retrying elsewhere"))
+        await s.stop()
+    }
+}
