@@ -178,7 +178,16 @@ struct BuildFlowTests {
         let s = try await BuildStack()
         let u = try await project(s, "flow")
         let srpm = try await slowSRPM(name: "flowpkg", seconds: 4)
-        let id = try await s.upload(u, project: "flow", srpm: srpm)
+        // Submitted through the real copr-cli when it is there (CI), else through the same API call.
+        let id: Int
+        if let cli = coprCLI {
+            let home = try makeTemporaryDirectory(prefix: "koper-home")
+            let r = try await Command.run(cli, ["--config", try s.frontend.coprConfig(u), "build", "flow", srpm, "--nowait"], environment: ["HOME": home])
+            #expect(r.status == 0, "\(r)")
+            id = try #require(r.output.split(separator: "\n").first { $0.hasPrefix("Created builds:") }.flatMap { Int($0.split(separator: " ").last!) })
+        } else {
+            id = try await s.upload(u, project: "flow", srpm: srpm)
+        }
         // While it runs, the live log is readable over HTTP.
         #expect(try await s.wait(id, for: ["running"], timeout: .seconds(60)) == "running", "\(s.backendLog.suffix(3000))")
         let dir = String(format: "%08d-flowpkg", id)
@@ -207,6 +216,39 @@ struct BuildFlowTests {
             let got = (try? FileManager.default.contentsOfDirectory(atPath: "\(dest)/fedora-39-x86_64")) ?? []
             #expect(got.contains { $0.hasPrefix("flowpkg-1.0-1") && $0.hasSuffix(".noarch.rpm") }, "\(got) \(r.output)")
         }
+        await s.stop()
+    }
+
+    @Test func urlBuildRunsTheSRPMStageThenTheRPMStage() async throws {
+        let s = try await BuildStack()
+        let u = try await project(s, "url")
+        // Serve an SRPM over HTTP on loopback.
+        let srpm = try await SRPMFixture.make(name: "fromurl", version: "3.1", release: "2")
+        let dir = URL(fileURLWithPath: srpm).deletingLastPathComponent().path
+        let port = try FreePort.allocate()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", dir, String(port)]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { kill(server.processIdentifier, SIGKILL) }
+        try await Task.sleep(for: .milliseconds(500))
+        let url = "http://127.0.0.1:\(port)/\(URL(fileURLWithPath: srpm).lastPathComponent)"
+        let r = try await s.frontend.send("POST", "/api_3/build/create/url", json: #"{"ownername": "\#(u.user)", "projectname": "url", "pkgs": ["\#(url)"]}"#, auth: u)
+        let id = try #require((r.json?["items"] as? [[String: Any]])?.first?["id"] as? Int, "\(r.body)")
+        #expect(try await s.wait(id, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
+        let b = try await s.frontend.get("/api_3/build/\(id)")
+        #expect((b.json?["source_package"] as? [String: Any])?["name"] as? String == "fromurl")
+        #expect(((b.json?["source_package"] as? [String: Any])?["version"] as? String)?.hasPrefix("3.1-2") == true)
+        let files = try FileManager.default.contentsOfDirectory(atPath: "\(s.resultsDir)/\(u.user)/url/fedora-39-x86_64/\(String(format: "%08d-fromurl", id))")
+        #expect(files.contains { $0.hasPrefix("fromurl-3.1-2") && $0.hasSuffix(".noarch.rpm") }, "\(files)")
+        // The SRPM stage's result sits under srpm-builds/.
+        #expect(FileManager.default.fileExists(atPath: "\(s.resultsDir)/\(u.user)/url/srpm-builds/\(String(format: "%08d", id))"))
+        // The operator's view of the ticket service lists the pool and its resource.
+        let t = try await Command.run(BuildStack.binDir + "/koper-backend", ["tickets", "--config", s.configPath])
+        #expect(t.status == 0, "\(t)")
+        #expect(t.output.contains("local"), "\(t)")
         await s.stop()
     }
 

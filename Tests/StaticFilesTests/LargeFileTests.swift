@@ -102,7 +102,9 @@ struct LargeFileTests {
             #expect(outcome.badBlocks.isEmpty, "corrupt blocks: \(outcome.badBlocks.prefix(10))")
             let growth = outcome.peakRSS - baseline
             #expect(baseline > 0 && outcome.peakRSS > 0)
-            #expect(growth < 32 << 20, "resident set grew by \(growth >> 20) MiB while streaming 200 MiB")
+            // RSS is process-wide and other suites run in parallel in the same process, so the bound leaves room
+            // for them; a server that read the file whole grows by more than 200 MiB (seen: 207 MiB).
+            #expect(growth < 100 << 20, "resident set grew by \(growth >> 20) MiB while streaming 200 MiB")
 
             // The tail, by range, on a fresh connection.
             let tail = try await fetch(port, buildURL + "huge.rpm", headers: [("Range", "bytes=-8")])
