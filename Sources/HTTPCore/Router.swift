@@ -1,12 +1,14 @@
 /// Matches `METHOD /literal/:param/...` patterns against a decoded path. A trailing slash on the request is ignored,
 /// so `/api_3/build/1` and `/api_3/build/1/` match the same route (as upstream Copr accepts both).
 public struct Router<Value: Sendable>: Sendable {
+    @usableFromInline
     struct Route: Sendable {
-        let methods: [String]
-        let segments: [Segment]
-        let value: Value
+        @usableFromInline let methods: [String]
+        @usableFromInline let segments: [Segment]
+        @usableFromInline let value: Value
     }
 
+    @usableFromInline
     enum Segment: Sendable {
         case literal(String)
         case parameter(String)
@@ -14,7 +16,7 @@ public struct Router<Value: Sendable>: Sendable {
         case rest(String)
     }
 
-    var routes: [Route] = []
+    @usableFromInline var routes: [Route] = []
 
     public init() {}
 
@@ -31,9 +33,16 @@ public struct Router<Value: Sendable>: Sendable {
     public struct Match: Sendable {
         public let value: Value
         public let parameters: [String: String]
+
+        @inlinable
+        init(value: Value, parameters: [String: String]) {
+            self.value = value
+            self.parameters = parameters
+        }
     }
 
     /// `pathSegments` are already percent-decoded. Returns nil when no route matches the path and method.
+    @inlinable
     public func match(method: String, pathSegments: [String]) -> Match? {
         let segs = pathSegments.last == "" ? Array(pathSegments.dropLast()) : pathSegments
         routeLoop: for route in self.routes where route.methods.contains(method) {

@@ -29,6 +29,9 @@ public final class PGConnection: @unchecked Sendable {
     /// Server-side prepared statements of `handle`, by SQL text (bounded; cleared with the handle). Repeated
     /// statements skip the server's parse and plan steps.
     private var prepared: [String: String] = [:]
+    /// When the last call on `handle` ended. A handle used within the last second is not probed before reuse:
+    /// a dead one is still caught (the stale-failure retry covers it), and busy pools skip a poll() per call.
+    private var lastUsed: DispatchTime = .now()
     static let maxPreparedStatements = 256
 
     /// Bookkeeping for one pool call, used to decide whether a failure may be retried.
@@ -119,7 +122,8 @@ public final class PGConnection: @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(queue))
         var reused = false
         if let handle {
-            if !validatingIdleHandle || LibPQ.isAlive(handle) {
+            let recentlyUsed = DispatchTime.now().uptimeNanoseconds &- lastUsed.uptimeNanoseconds < 1_000_000_000
+            if !validatingIdleHandle || recentlyUsed || LibPQ.isAlive(handle) {
                 reused = true
             } else {
                 logger.info("postgres connection lost while idle; reconnecting")
@@ -136,6 +140,7 @@ public final class PGConnection: @unchecked Sendable {
         call = CallState(reused: reused)
         let result = Result { try body(self) }
         cleanUpAfterCall()
+        lastUsed = .now()
         return Outcome(result: result, isRetryable: call.staleFailure)
     }
 
