@@ -58,6 +58,10 @@ struct Worker: Sendable {
                     self.context.jobs.remove(record.taskID)
                     return
                 }
+                if let t = record.ticket {
+                    // The lost attempt's lease must not hold the builder (a no-op if markBroken closed it already).
+                    try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false)
+                }
                 record.attempt += 1
                 record.phase = .leasing
                 record.ticket = nil

@@ -65,6 +65,7 @@ struct Serve: AsyncParsableCommand {
         }
         await waitForTermination()
         logger.info("draining connections")
+        app.tasks.bump()  // long-polls answer now instead of holding their connections through the drain
         await server.shutdown(gracePeriod: .seconds(10))
         listener.cancel()
         pool.close()
