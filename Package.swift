@@ -145,7 +145,11 @@ let package = Package(
         /** koper-keygen: per-project keys and signing (issue 5). */
         .executableTarget(
             name: "Keygen",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "GPG", "HTTPCore", "HTTPServer", "KoperJSON", "LibCrypto", "CoprModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
 

@@ -338,3 +338,22 @@ struct BuildFlowTests {
         await s.stop()
     }
 }
+
+@Suite(.serialized, .enabled(if: BuildStack.available || requireIntegration))
+struct BuilderProcessLossTests {
+    /// The builder host stays up but the build's processes die (OOM killer, a reboot of the build): the attempt's
+    /// lease is released and the build runs again, on the same single host.
+    @Test func killedBuildProcessesAreRetriedOnTheSameHost() async throws {
+        let s = try await BuildStack(builders: 1)
+        let u = try await s.frontend.makeUser("loss")
+        #expect(try await s.frontend.send("POST", "/api_3/project/add/loss", json: #"{"name": "p", "chroots": ["fedora-39-x86_64"]}"#, auth: u).status == 200)
+        let id = try await s.upload(u, project: "p", srpm: try await slowSRPM(name: "lazarus", seconds: 6))
+        #expect(try await s.wait(id, for: ["running"], timeout: .seconds(60)) == "running")
+        try await Task.sleep(for: .seconds(1))
+        let user = s.builders[0].user
+        _ = try await Command.run("/usr/bin/pkill", ["-KILL", "-u", user, "-f", "koper-builder|bwrap|rpmbuild"])
+        #expect(try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(120)) == "succeeded", "\(s.backendLog.suffix(3000))")
+        #expect(s.backendLog.contains("builder lost; retrying elsewhere"))
+        await s.stop()
+    }
+}
