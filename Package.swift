@@ -169,6 +169,14 @@ let package = Package(
         .testTarget(name: "TicketsTests", dependencies: ["Tickets", "Postgres", "TestSupport"]),
         .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "BuilderAgentTests", dependencies: ["BuilderAgent", "CoprModel", "RPM", "LibCrypto", "KoperJSON"]),
+        .testTarget(
+            name: "KeygenTests",
+            dependencies: [
+                "Keygen", "GPG", "HTTPCore", "HTTPServer", "KoperJSON", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
         .testTarget(
             name: "HTTPClientTests",

@@ -52,6 +52,20 @@ public struct GPGKeyInfo: Sendable, Hashable {
     }
 }
 
+/// A detached signature as gpg made it, with the hash algorithm gpg chose.
+public struct GPGSignature: Sendable, Hashable {
+    /// The binary signature packet (tag 2).
+    public var bytes: [UInt8]
+    /// The OpenPGP hash algorithm id gpg used (RFC 4880 §9.4): 8 = SHA-256, 9 = SHA-384, 10 = SHA-512,
+    /// 11 = SHA-224, 2 = SHA-1. gpgme's `gpgme_hash_algo_t` uses the same numbers.
+    public var hashAlgorithm: Int
+
+    public init(bytes: [UInt8], hashAlgorithm: Int) {
+        self.bytes = bytes
+        self.hashAlgorithm = hashAlgorithm
+    }
+}
+
 /// An OpenPGP keyring in one GnuPG home directory, driven through gpgme. This module is the only importer of
 /// `CGPGME`; Keygen uses it to create project keys and to export them (it signs with libcrypto itself).
 ///
@@ -269,42 +283,85 @@ public final class GPGKeyring: @unchecked Sendable {
     /// The reference path: Keygen signs in-process with libcrypto.
     /// The corresponding C function is `gpgme_op_sign` with `GPGME_SIG_MODE_DETACH`.
     public func sign(_ data: [UInt8], fingerprint: String) async throws -> [UInt8] {
+        try await self.signDetached(data, fingerprint: fingerprint).bytes
+    }
+
+    /// Like `sign(_:fingerprint:)`, and also reports the hash algorithm gpg chose (from `gpgme_op_sign_result`).
+    /// gpgme has no per-call hash option: gpg takes it from its options (`personal-digest-preferences` in the home
+    /// directory's `gpg.conf`) or its built-in default.
+    public func signDetached(_ data: [UInt8], fingerprint: String) async throws -> GPGSignature {
         let fpr = try normalizedFingerprint(fingerprint)
-        return try await self.run("sign") { (ctx) throws(GPGError) -> [UInt8] in
+        return try await self.run("sign") { (ctx) throws(GPGError) -> GPGSignature in
+            try signOnQueue(ctx, data, fpr)
+        }
+    }
+
+    /// `signDetached(_:fingerprint:)` for callers on their own threads: blocks the calling thread until gpg is done
+    /// (bounded by `operationTimeout`, and by any operation queued before it). Never call it from a Swift task on
+    /// the cooperative pool, nor from inside another keyring operation.
+    public func signDetachedSynchronously(_ data: [UInt8], fingerprint: String) throws -> GPGSignature {
+        let fpr = try normalizedFingerprint(fingerprint)
+        dispatchPrecondition(condition: .notOnQueue(self.queue))
+        // (An untyped closure, as in init: a typed-throws one inside queue.sync crashes the 6.3.1 compiler.)
+        let result: Result<GPGSignature, GPGError> = self.queue.sync {
+            Result { () throws(GPGError) -> GPGSignature in
+                try self.perform("sign") { (ctx) throws(GPGError) -> GPGSignature in try signOnQueue(ctx, data, fpr) }
+            }
+        }
+        return try result.get()
+    }
+
+    // MARK: User IDs
+
+    /// Adds a user ID to the key, self-signed (`gpg --quick-add-uid`). Adding one the key already has is an error.
+    /// The corresponding C function is `gpgme_op_adduid`.
+    public func addUserID(fingerprint: String, userID: String) async throws {
+        let fpr = try normalizedFingerprint(fingerprint)
+        try validateUserID(userID)
+        try await self.run("adduid") { (ctx) throws(GPGError) -> Void in
             guard let key = try lookUpKey(ctx, fpr, secret: true) else {
                 throw GPGError(code: .keyNotFound, message: "no secret key \(fpr)")
             }
             defer { gpgme_key_unref(key) }
-            gpgme_signers_clear(ctx)
-            defer { gpgme_signers_clear(ctx) }
-            try check(gpgme_signers_add(ctx, key), "selecting the signing key")
-            gpgme_set_armor(ctx, 0)
-            gpgme_set_textmode(ctx, 0)
-            let storage = data.isEmpty ? [0] : data
-            return try storage.withUnsafeBufferPointer { (buffer) throws(GPGError) -> [UInt8] in
-                var input: gpgme_data_t?
-                // copy = 0: gpgme reads `buffer` in place; it stays valid until the data object is released below.
-                try check(
-                    gpgme_data_new_from_mem(
-                        &input,
-                        UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self),
-                        data.count,
-                        0
-                    ),
-                    "wrapping the data"
-                )
-                defer { gpgme_data_release(input) }
-                let signature = try withOutputData(wipe: false) { (output) throws(GPGError) in
-                    try check(gpgme_op_sign(ctx, input, output, GPGME_SIG_MODE_DETACH), "signing")
-                }
-                guard let result = gpgme_op_sign_result(ctx), result.pointee.invalid_signers == nil,
-                    result.pointee.signatures != nil, !signature.isEmpty
-                else {
-                    throw GPGError(code: .operationFailed, message: "gpg made no signature with \(fpr)")
-                }
-                return signature
+            try check(gpgme_op_adduid(ctx, key, userID, 0), "adding a user ID")
+        }
+        self.logger.info("GPG user ID added", metadata: ["gpg.fingerprint": "\(fpr)"])
+    }
+
+    /// Removes a user ID from the key in this keyring (`gpg --edit-key FPR uid N deluid save`): the user ID packet
+    /// and its signatures are gone, as if it had never been added. Unlike a revocation this is local only, so use it
+    /// only for user IDs that were never published. Refuses to remove the key's last user ID.
+    /// The corresponding C function is `gpgme_op_interact`.
+    public func deleteUserID(fingerprint: String, userID: String) async throws {
+        let fpr = try normalizedFingerprint(fingerprint)
+        try validateUserID(userID)
+        try await self.run("deluid") { (ctx) throws(GPGError) -> Void in
+            guard let key = try lookUpKey(ctx, fpr, secret: true) else {
+                throw GPGError(code: .keyNotFound, message: "no secret key \(fpr)")
+            }
+            defer { gpgme_key_unref(key) }
+            let userIDs = keyInfo(key)?.userIDs ?? []
+            guard let position = userIDs.firstIndex(of: userID) else {
+                throw GPGError(code: .invalidArgument, message: "the key has no such user ID")
+            }
+            guard userIDs.count > 1 else {
+                throw GPGError(code: .invalidArgument, message: "cannot delete the key's only user ID")
+            }
+            let session = DeleteUserIDSession(number: position + 1)
+            let opaque = Unmanaged.passRetained(session)
+            defer { opaque.release() }
+            let err = try withOutputDataResult { (out) -> gpgme_error_t in
+                gpgme_op_interact(ctx, key, 0, deleteUserIDCallback, opaque.toOpaque(), out)
+            }
+            if let unexpected = session.unexpected {
+                throw GPGError(code: .operationFailed, message: "deleting a user ID: gpg asked \(unexpected)")
+            }
+            try check(err, "deleting a user ID")
+            guard session.saved else {
+                throw GPGError(code: .operationFailed, message: "deleting a user ID: gpg ended the session early")
             }
         }
+        self.logger.info("GPG user ID deleted", metadata: ["gpg.fingerprint": "\(fpr)"])
     }
 
     // MARK: Queue and context
@@ -514,4 +571,112 @@ extension Duration {
             ? Int64(Int32.max) : max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000)
         return .milliseconds(Int(milliseconds))
     }
+}
+
+private func validateUserID(_ userID: String) throws(GPGError) {
+    guard !userID.isEmpty, !userID.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) else {
+        throw GPGError(code: .invalidArgument, message: "user ID is empty or contains control characters")
+    }
+}
+
+/// `gpgme_op_sign` (detached, binary) on the keyring's queue.
+private func signOnQueue(_ ctx: OpaquePointer, _ data: [UInt8], _ fpr: String) throws(GPGError) -> GPGSignature {
+    guard let key = try lookUpKey(ctx, fpr, secret: true) else {
+        throw GPGError(code: .keyNotFound, message: "no secret key \(fpr)")
+    }
+    defer { gpgme_key_unref(key) }
+    gpgme_signers_clear(ctx)
+    defer { gpgme_signers_clear(ctx) }
+    try check(gpgme_signers_add(ctx, key), "selecting the signing key")
+    gpgme_set_armor(ctx, 0)
+    gpgme_set_textmode(ctx, 0)
+    let storage = data.isEmpty ? [0] : data
+    return try storage.withUnsafeBufferPointer { (buffer) throws(GPGError) -> GPGSignature in
+        var input: gpgme_data_t?
+        // copy = 0: gpgme reads `buffer` in place; it stays valid until the data object is released below.
+        try check(
+            gpgme_data_new_from_mem(
+                &input,
+                UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self),
+                data.count,
+                0
+            ),
+            "wrapping the data"
+        )
+        defer { gpgme_data_release(input) }
+        let signature = try withOutputData(wipe: false) { (output) throws(GPGError) in
+            try check(gpgme_op_sign(ctx, input, output, GPGME_SIG_MODE_DETACH), "signing")
+        }
+        guard let result = gpgme_op_sign_result(ctx), result.pointee.invalid_signers == nil,
+            let made = result.pointee.signatures, !signature.isEmpty
+        else {
+            throw GPGError(code: .operationFailed, message: "gpg made no signature with \(fpr)")
+        }
+        return GPGSignature(bytes: signature, hashAlgorithm: Int(made.pointee.hash_algo.rawValue))
+    }
+}
+
+/// Runs `body` with a fresh memory data object for output that nobody reads (it is released unread), and returns
+/// `body`'s gpgme result.
+private func withOutputDataResult(_ body: (gpgme_data_t?) -> gpgme_error_t) throws(GPGError) -> gpgme_error_t {
+    var data: gpgme_data_t?
+    try check(gpgme_data_new(&data), "creating a data object")
+    defer { gpgme_data_release(data) }
+    return body(data)
+}
+
+/// One `deleteUserID` edit session: the answers to gpg's `--edit-key` prompts, in order. Used only by gpgme's
+/// interact callback, which gpgme calls on the thread running `gpgme_op_interact` (the keyring's queue).
+private final class DeleteUserIDSession {
+    /// 1-based position of the user ID in the key, as `--edit-key` numbers them.
+    let number: Int
+    /// How many `keyedit.prompt` lines were answered.
+    var prompts = 0
+    var confirmed = false
+    var saved = false
+    /// A prompt the session does not know (the answer was an error).
+    var unexpected: String?
+
+    init(number: Int) {
+        self.number = number
+    }
+
+    /// The line to send for a prompt, or nil for one this session does not expect.
+    func answer(keyword: String, arguments: String) -> String? {
+        switch (keyword, arguments) {
+        case ("GET_LINE", "keyedit.prompt"):
+            self.prompts += 1
+            switch self.prompts {
+            case 1: return "uid \(self.number)"
+            case 2: return "deluid"
+            case 3 where self.confirmed:
+                self.saved = true
+                return "save"
+            default: return nil
+            }
+        case ("GET_BOOL", "keyedit.remove.uid.okay"):
+            guard self.prompts == 2 else { return nil }
+            self.confirmed = true
+            return "y"
+        default:
+            return nil
+        }
+    }
+}
+
+/// gpgme's interact callback for `deleteUserID`: status lines without a descriptor need no answer; prompts get
+/// the session's answer, and an unexpected prompt ends the session with an error (gpg then saves nothing).
+private let deleteUserIDCallback: gpgme_interact_cb_t = { opaque, keyword, arguments, fd in
+    guard let opaque, let keyword else { return 0 }
+    guard fd >= 0 else { return 0 }
+    let session = Unmanaged<DeleteUserIDSession>.fromOpaque(opaque).takeUnretainedValue()
+    let kw = String(cString: keyword)
+    let args = arguments.map { String(cString: $0) } ?? ""
+    guard let line = session.answer(keyword: kw, arguments: args) else {
+        session.unexpected = "\(kw) \(args)"
+        return gpgme_err_make(GPG_ERR_SOURCE_USER_1, GPG_ERR_GENERAL)
+    }
+    let bytes = Array((line + "\n").utf8)
+    let written = bytes.withUnsafeBytes { gpgme_io_writen(fd, $0.baseAddress, $0.count) }
+    return written == 0 ? 0 : gpgme_err_make(GPG_ERR_SOURCE_USER_1, GPG_ERR_EIO)
 }

@@ -1,18 +1,96 @@
 import ArgumentParser
+import Dispatch
+import Foundation
+import HTTPServer
+import Logging
 
-/// Placeholder executable: the service is not implemented yet. It says so and exits non-zero, so nothing
-/// (including deploy/koper-stack) can mistake it for a working service.
 @main
-struct Command: ParsableCommand {
+struct KeygenCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "koper-keygen",
-        abstract: "Per-project OpenPGP keys and signing (issue #5). Not implemented yet."
+        abstract: "Koper keygen: one OpenPGP key per project, a pool of spare keys, and detached signatures over HTTP.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the key API (see docs/decisions/0005-keygen-key-pool.md)."
     )
 
-    @Option(help: "Path of the service's config file.") var config: String?
+    @Option(name: .long, help: "Path of keygen.json.")
+    var config: String = "/etc/koper/keygen.json"
 
-    func run() throws {
-        print("koper-keygen: not implemented yet — see the open issues.")
-        throw ExitCode(2)
+    func run() async throws {
+        let config: KeygenConfig
+        do {
+            config = try KeygenConfig.load(path: self.config)
+        } catch {
+            throw ValidationError("Cannot read config \(self.config): \(error)")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = config.logLevelValue
+            return handler
+        }
+        let logger = Logger(label: "koper.keygen")
+        let service = try KeyService(config: config, logger: logger)
+        await service.start()
+        let server = Server(
+            configuration: HTTPServerConfiguration(
+                host: config.listenHost,
+                port: config.listenPort,
+                temporaryDirectory: config.stateDir
+            ),
+            handler: KeygenAPI(
+                service: service,
+                secret: config.secret,
+                maxSignBytes: config.maxSignBytes,
+                logger: logger
+            ),
+            logger: logger
+        )
+        let port = try server.start()
+        if let portFile = config.portFile {
+            try "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
+        }
+        logger.info(
+            "keygen listening",
+            metadata: ["http.host": "\(config.listenHost)", "http.port": "\(port)", "signer": "\(SignerFactory.kind)"]
+        )
+        await waitForTermination()
+        logger.info("stopping")
+        await server.shutdown(gracePeriod: .seconds(5))
+        await service.stop()
+    }
+}
+
+/// Suspends until SIGTERM or SIGINT.
+func waitForTermination() async {
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGINT, SIG_IGN)
+    let queue = DispatchQueue(label: "koper.keygen.signals")
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let state = SignalState(continuation: continuation)
+        for sig in [SIGTERM, SIGINT] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { state.fire() }
+            source.resume()
+            state.sources.append(source)
+        }
+    }
+}
+
+/// Touched only on the serial signal queue (and once at setup, before any signal source is resumed).
+final class SignalState: @unchecked Sendable {
+    var continuation: CheckedContinuation<Void, Never>?
+    var sources: [any DispatchSourceSignal] = []
+
+    init(continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+
+    func fire() {
+        self.continuation?.resume()
+        self.continuation = nil
     }
 }
