@@ -108,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "Frontend",
             dependencies: [
-                "HTTPCore", "HTTPServer", "Postgres", "LibCrypto", "CoprModel", "RPM", "KoperJSON",
+                "HTTPCore", "HTTPServer", "HTTPClient", "Postgres", "LibCrypto", "CoprModel", "RPM", "KoperJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -36,6 +36,9 @@ struct BackendConfig: Codable, Sendable {
     var maxAttempts: Int = 3
     var logLevel: String = "info"
     var portFile: String?
+    /// Keygen's base URL and shared secret. Without them builds are not signed (a warning at start).
+    var keygenURL: String?
+    var keygenSecret: String?
 
     enum CodingKeys: String, CodingKey {
         case frontendURL = "frontend_url"
@@ -59,6 +62,8 @@ struct BackendConfig: Codable, Sendable {
         case maxAttempts = "max_attempts"
         case logLevel = "log_level"
         case portFile = "port_file"
+        case keygenURL = "keygen_url"
+        case keygenSecret = "keygen_secret"
     }
 
     init(
@@ -98,6 +103,8 @@ struct BackendConfig: Codable, Sendable {
         self.maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? self.maxAttempts
         self.logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? self.logLevel
         self.portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
+        self.keygenURL = try c.decodeIfPresent(String.self, forKey: .keygenURL).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.keygenSecret = try c.decodeIfPresent(String.self, forKey: .keygenSecret)
     }
 
     static func load(path: String) throws -> BackendConfig {

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPClient
 import HTTPCore
 import HTTPServer
 import KoperJSON
@@ -75,12 +76,14 @@ final class FrontendApp: HTTPHandler {
     let router: Router<RouteHandler>
     let inlineRouter: Router<InlineRouteHandler>
     let tasks: TaskSignal
+    let http: HTTPClient
 
     init(config: FrontendConfig, db: PGPool, logger: Logger) {
         self.config = config
         self.db = db
         self.logger = logger
         self.tasks = TaskSignal()
+        self.http = HTTPClient(maxConcurrent: 4, logger: logger)
         var r = Router<RouteHandler>()
         Routes.register(&r)
         self.router = r
@@ -213,4 +216,22 @@ func hostWithoutPort(_ host: String) -> String {
     }
     if let colon = host.lastIndex(of: ":") { return String(host[..<colon]) }
     return host
+}
+
+extension FrontendApp {
+    /// Asks Keygen to make (or find) the project's signing key, so it is ready when the first build ends
+    /// (Copr #3050). Best effort: the Backend ensures the key again before it signs anything.
+    func ensureKey(owner: String, project: String) async {
+        guard let url = self.config.keygenURL, let secret = self.config.keygenSecret else { return }
+        let body: JSON = ["owner": .string(owner), "project": .string(project)]
+        do {
+            let r = try await self.http.request(
+                method: "POST", url: url + "/keys/ensure", headers: [("Authorization", "Bearer \(secret)"), ("Content-Type", "application/json")],
+                body: body.serialized(), timeout: .seconds(30), maxResponseBytes: 64 << 10
+            )
+            if r.status != 200 { self.logger.warning("keygen refused to make a key", metadata: ["project": "\(owner)/\(project)", "http.status": "\(r.status)"]) }
+        } catch {
+            self.logger.warning("keygen unreachable; the backend will make the key", metadata: ["project": "\(owner)/\(project)", "error": "\(error)"])
+        }
+    }
 }

@@ -28,6 +28,9 @@ struct FrontendConfig: Codable, Sendable {
     var logLevel: String = "info"
     /// If set, the bound port is written here once listening (for tooling that starts us on port 0).
     var portFile: String?
+    /// Keygen, asked to make each project's key when the project is created (optional).
+    var keygenURL: String?
+    var keygenSecret: String?
 
     enum CodingKeys: String, CodingKey {
         case listenHost = "listen_host"
@@ -47,6 +50,8 @@ struct FrontendConfig: Codable, Sendable {
         case distgitImport = "distgit_import"
         case logLevel = "log_level"
         case portFile = "port_file"
+        case keygenURL = "keygen_url"
+        case keygenSecret = "keygen_secret"
     }
 
     init(database: String, resultsURL: String, storageDir: String, backendSecret: String) {
@@ -75,6 +80,8 @@ struct FrontendConfig: Codable, Sendable {
         self.distgitImport = try c.decodeIfPresent(Bool.self, forKey: .distgitImport) ?? self.distgitImport
         self.logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? self.logLevel
         self.portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
+        self.keygenURL = try c.decodeIfPresent(String.self, forKey: .keygenURL).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.keygenSecret = try c.decodeIfPresent(String.self, forKey: .keygenSecret)
     }
 
     static func load(path: String) throws -> FrontendConfig {

@@ -295,6 +295,7 @@ enum ProjectAPI {
             guard let p = try Projects.find(c, id: id) else { throw APIError(500, "Project vanished") }
             return Projects.json(p, resultsBase: results)
         }
+        await app.ensureKey(owner: owner, project: name)
         return jsonOK(json)
     }
 
@@ -433,6 +434,9 @@ enum ProjectAPI {
             )
             guard let p = try Projects.find(c, id: target) else { throw APIError(500, "Project vanished") }
             return Projects.json(p, resultsBase: results)
+        }
+        if let owner = json["ownername"]?.stringValue, let name = json["name"]?.stringValue {
+            await app.ensureKey(owner: owner, project: name)  // a fork gets a new key, as upstream
         }
         app.tasks.bump()
         return jsonOK(json)
