@@ -56,6 +56,8 @@ let package = Package(
         .target(name: "KoperJSON", swiftSettings: swiftSettings),
         /** Backend dispatch order: lanes, owner/arch/sandbox round robin, caps, ageing (no I/O). */
         .target(name: "Scheduling", swiftSettings: swiftSettings),
+        /** OpenPGP v4: gpg secret-key exports (RSA), detached signature packets (build/parse), armor; crypto via protocols. */
+        .target(name: "OpenPGP", swiftSettings: swiftSettings),
         /** Bounds-checked RPM lead / signature header / main header reader. */
         .target(name: "RPM", swiftSettings: swiftSettings),
 
@@ -88,8 +90,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /** libcrypto: SHA-256, secure random bytes, constant-time comparison. */
+        /** libcrypto: SHA-1/256/512, RSA PKCS#1 v1.5 signing, secure random bytes, constant-time comparison. */
         .target(name: "LibCrypto", dependencies: ["CLibcrypto"], swiftSettings: swiftSettings),
+        /** RPM signing: OpenPGP keys on libcrypto, packet checks, signature header insertion (temp file + fsync + rename). */
+        .target(name: "RPMSign", dependencies: ["RPM", "OpenPGP", "LibCrypto"], swiftSettings: swiftSettings),
         /** zlib: gzip members in and out, bounded decompression (concatenated members supported). */
         .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         /** libcurl: bounded HTTP client on its own serial queues (Backend → Frontend, builders → sources). */
@@ -177,6 +181,8 @@ let package = Package(
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),
+        .testTarget(name: "OpenPGPTests", dependencies: ["OpenPGP", "LibCrypto"]),
+        .testTarget(name: "RPMSignTests", dependencies: ["RPMSign", "RPM", "OpenPGP", "LibCrypto"]),
         .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
         .testTarget(
             name: "HTTPClientTests",

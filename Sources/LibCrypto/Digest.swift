@@ -1,9 +1,21 @@
 internal import CLibcrypto
 
-/// An error from libcrypto. The description carries the failing call only, never input data.
+/// An error from libcrypto. The description carries the failing call and, for key checks, which check failed, never
+/// input data or key material.
 public struct CryptoError: Error, Sendable, CustomStringConvertible {
     public let operation: String
-    public var description: String { "libcrypto: \(self.operation) failed" }
+    /// Why it failed (a fixed phrase, or OpenSSL's reason string for the first queued error); never key material.
+    public let detail: String?
+
+    public init(operation: String, detail: String? = nil) {
+        self.operation = operation
+        self.detail = detail
+    }
+
+    public var description: String {
+        if let detail = self.detail { return "libcrypto: \(self.operation) failed: \(detail)" }
+        return "libcrypto: \(self.operation) failed"
+    }
 }
 
 /// Incremental SHA-256 over libcrypto's EVP interface.

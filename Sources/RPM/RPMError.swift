@@ -15,6 +15,7 @@ public struct RPMError: Error, Sendable, CustomStringConvertible, Equatable {
             case badRegion
             case badTagValue
             case notSourcePackage
+            case cannotSign
         }
 
         private let value: Value
@@ -42,6 +43,9 @@ public struct RPMError: Error, Sendable, CustomStringConvertible, Equatable {
         public static let badTagValue = Code(.badTagValue)
         /// A source package was required but the file is a binary package.
         public static let notSourcePackage = Code(.notSourcePackage)
+        /// A signature cannot be added: a bad signature tag or packet, or the new signature header would exceed
+        /// rpm's limits.
+        public static let cannotSign = Code(.cannotSign)
 
         public var description: String {
             switch self.value {
@@ -54,6 +58,7 @@ public struct RPMError: Error, Sendable, CustomStringConvertible, Equatable {
             case .badRegion: return "badRegion"
             case .badTagValue: return "badTagValue"
             case .notSourcePackage: return "notSourcePackage"
+            case .cannotSign: return "cannotSign"
             }
         }
     }
