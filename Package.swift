@@ -150,7 +150,7 @@ let package = Package(
         .executableTarget(
             name: "Keygen",
             dependencies: [
-                "GPG", "HTTPCore", "HTTPServer", "KoperJSON", "LibCrypto", "CoprModel",
+                "GPG", "HTTPCore", "HTTPServer", "KoperJSON", "LibCrypto", "CoprModel", "RPMSign",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,5 +1,6 @@
 import Dispatch
 import GPG
+import RPMSign
 import Synchronization
 
 /// The hash of a signature (`?digest=` on the sign endpoint). Only SHA-256 and stronger.
@@ -91,10 +92,24 @@ struct GPGReferenceSigner: Signer {
 /// signing lanes, and the tests (gpg --verify of API signatures, the no-secret-material sweep) apply unchanged.
 enum SignerFactory {
     /// A short name for logs and `/health`.
-    static let kind = "gpg-reference"
+    static let kind = "libcrypto"
 
+    /// Exports the project's secret key from the gpgme keyring once, parses it and keeps it in memory as a
+    /// libcrypto RSA key (`RPMSign.OpenPGPKeySigner`): each signature then costs the raw RSA operation (≈5 ms for
+    /// RSA-4096) instead of a gpg process (≈40 ms). The export buffer is overwritten after parsing.
     static func makeSigner(for key: SigningKey, keyring: GPGKeyring) async throws -> any Signer {
-        GPGReferenceSigner(keyring: keyring, key: key)
+        var secret = try await keyring.exportSecretKey(fingerprint: key.fingerprint)
+        defer { for i in secret.indices { secret[i] = 0 } }
+        return LibcryptoSigner(signer: try OpenPGPKeySigner(secretKeyExport: secret, hash: .sha256))
+    }
+}
+
+/// In-process signing with the key held by libcrypto (openpgp-signing.md; verified with gpg and rpmkeys).
+struct LibcryptoSigner: Signer {
+    let signer: OpenPGPKeySigner
+
+    func sign(_ data: [UInt8], digest: DigestAlgorithm) throws -> [UInt8] {
+        try self.signer.detachedSignature(over: data, hash: digest == .sha512 ? .sha512 : .sha256)
     }
 }
 
