@@ -58,6 +58,8 @@ let package = Package(
         .target(name: "Scheduling", swiftSettings: swiftSettings),
         /** OpenPGP v4: gpg secret-key exports (RSA), detached signature packets (build/parse), armor; crypto via protocols. */
         .target(name: "OpenPGP", swiftSettings: swiftSettings),
+        /** createrepo_c-identical primary/filelists/other XML fragments and repomd.xml (no I/O). */
+        .target(name: "Repodata", dependencies: ["RPM"], swiftSettings: swiftSettings),
         /** Bounds-checked RPM lead / signature header / main header reader. */
         .target(name: "RPM", swiftSettings: swiftSettings),
 
@@ -94,6 +96,12 @@ let package = Package(
         .target(name: "LibCrypto", dependencies: ["CLibcrypto"], swiftSettings: swiftSettings),
         /** RPM signing: OpenPGP keys on libcrypto, packet checks, signature header insertion (temp file + fsync + rename). */
         .target(name: "RPMSign", dependencies: ["RPM", "OpenPGP", "LibCrypto"], swiftSettings: swiftSettings),
+        /** Incremental repodata per directory: digest-keyed index, gzip members, atomic swap, batched publishes. */
+        .target(
+            name: "RepoPublisher",
+            dependencies: ["Repodata", "RPM", "Gzip", "LibCrypto", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         /** zlib: gzip members in and out, bounded decompression (concatenated members supported). */
         .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
         /** libcurl: bounded HTTP client on its own serial queues (Backend → Frontend, builders → sources). */
@@ -123,7 +131,7 @@ let package = Package(
             name: "Backend",
             dependencies: [
                 "HTTPCore", "HTTPServer", "HTTPClient", "StaticFiles", "Scheduling", "Tickets", "SSH", "Gzip", "KoperJSON",
-                "CoprModel",
+                "CoprModel", "RPMSign", "RepoPublisher",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

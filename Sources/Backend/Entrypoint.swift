@@ -5,6 +5,8 @@ import HTTPClient
 import HTTPServer
 import KoperJSON
 import Logging
+import RPMSign
+import RepoPublisher
 import StaticFiles
 import Tickets
 
@@ -13,7 +15,7 @@ struct BackendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "koper-backend",
         abstract: "Koper backend: build dispatch, the ticket service, workers on leased builders, and the results tree.",
-        subcommands: [Serve.self, TicketsCommand.self],
+        subcommands: [Serve.self, TicketsCommand.self, CreateRepoCommand.self, SignCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -50,9 +52,15 @@ struct Serve: AsyncParsableCommand {
         let tickets = try await TicketService(conninfo: config.ticketsDatabase, pools: config.pools, logger: logger)
         let http = HTTPClient(maxConcurrent: 8, logger: logger)
         let frontend = FrontendClient(base: config.frontendBase, secret: config.backendSecret, http: http, logger: logger)
+        var keygen: KeygenClient? = nil
+        if let url = config.keygenURL, let secret = config.keygenSecret {
+            keygen = KeygenClient(base: url, secret: secret, http: http, logger: logger)
+        } else {
+            logger.warning("no keygen_url/keygen_secret configured: built packages will not be signed")
+        }
         let context = BackendContext(
-            config: config, frontend: frontend, tickets: tickets, jobs: try JobStore(directory: config.jobsDir),
-            workerID: try Self.workerID(config), logger: logger
+            config: config, frontend: frontend, keygen: keygen, publisher: RepoPublisher(logger: logger), tickets: tickets,
+            jobs: try JobStore(directory: config.jobsDir), workerID: try Self.workerID(config), logger: logger
         )
         let server = Server(
             configuration: HTTPServerConfiguration(host: config.listenHost, port: config.listenPort, temporaryDirectory: config.stateDir),
@@ -63,9 +71,11 @@ struct Serve: AsyncParsableCommand {
         if let portFile = config.portFile { try "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8) }
         let dispatcher = Dispatcher(context: context)
         await dispatcher.start()
+        let actions = Task { await ActionRunner(context: context).run() }
         await waitForTermination()
         logger.info("stopping; running builds keep going on their builders and are reattached on the next start")
         await dispatcher.stop()
+        actions.cancel()
         await server.shutdown(gracePeriod: .seconds(5))
         await tickets.shutdown()
     }
@@ -118,5 +128,46 @@ final class SignalState: @unchecked Sendable {
     func fire() {
         self.continuation?.resume()
         self.continuation = nil
+    }
+}
+
+struct CreateRepoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "createrepo",
+        abstract: "Write repodata for DIR, as the service does (createrepo_c --no-database compatible). Needs no config."
+    )
+    @Flag(help: "Reuse the index kept beside the repodata: only new or changed RPMs are read.") var update = false
+    @Argument(help: "The repository directory (a chroot directory of the results tree).") var directory: String
+
+    func run() async throws {
+        let result = try CreateRepo.run(directory: self.directory, update: self.update)
+        print("\(result.packageCount) packages (\(result.added) added, \(result.removed) removed, \(result.hashedFiles) read) in \(String(format: "%.3f", result.seconds)) s")
+    }
+}
+
+struct SignCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sign",
+        abstract: "Re-sign RPMs in place with a project's key through Keygen (after a key change, or for RPMs found unsigned)."
+    )
+    @OptionGroup var options: BackendOptions
+    @Option(help: "OWNER/PROJECT whose key signs.") var project: String
+    @Argument(help: "RPM files.") var rpms: [String]
+
+    func run() async throws {
+        let config = try self.options.load()
+        guard let url = config.keygenURL, let secret = config.keygenSecret else {
+            throw ValidationError("the config has no keygen_url/keygen_secret")
+        }
+        let parts = self.project.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { throw ValidationError("--project must be OWNER/PROJECT") }
+        let logger = Logger(label: "koper.backend.sign")
+        let keygen = KeygenClient(base: url, secret: secret, http: HTTPClient(maxConcurrent: 2, logger: logger), logger: logger)
+        for path in self.rpms {
+            let prepared = try await runBlocking { try RPMFileSigner.prepare(path: path) }
+            let signature = try await keygen.sign(owner: parts[0], project: parts[1], bytes: prepared.mainHeader)
+            let result = try await runBlocking { try RPMFileSigner.finish(prepared, signaturePacket: signature) }
+            print("\(path): signed (tag \(result.tag))")
+        }
     }
 }

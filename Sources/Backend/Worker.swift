@@ -1,7 +1,10 @@
+import Dispatch
 import Foundation
 import Gzip
 import KoperJSON
 import Logging
+import RPMSign
+import RepoPublisher
 import SSH
 import Tickets
 
@@ -13,6 +16,8 @@ import Glibc
 struct BackendContext: Sendable {
     let config: BackendConfig
     let frontend: FrontendClient
+    let keygen: KeygenClient?
+    let publisher: RepoPublisher
     let tickets: TicketService
     let jobs: JobStore
     let workerID: String
@@ -137,9 +142,12 @@ struct Worker: Sendable {
         record.phase = .collecting
         try self.context.jobs.save(record)
 
-        // 4. Collect results into the results tree and report.
+        // 4. Collect results into the results tree, sign, publish, report.
         let collected = try await self.collect(ssh, remoteDir: remoteDir, status: status)
         let state = status == 0 && !collected.packages.isEmpty ? "succeeded" : "failed"
+        if state == "succeeded" {
+            try await self.signAndPublish()
+        }
         await self.report(state: state, packages: collected.packages, srpm: collected.srpm, record: record)
         _ = try? await ssh.run("rm -rf \(shellQuote(remoteDir))", timeout: .seconds(60))
         try? await self.context.tickets.close(ticket, reusable: true)
@@ -282,6 +290,31 @@ struct Worker: Sendable {
         return Collected(packages: packages.filter { self.task.kind == .srpm || $0["arch"]?.stringValue != "src" }, srpm: srpm)
     }
 
+    /// Signs every RPM of the result dir with the project's key (Keygen; waits while Keygen is down, never
+    /// publishes unsigned RPMs), publishes `pubkey.gpg`, then updates the chroot's repodata.
+    func signAndPublish() async throws {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: self.localResultDir)) ?? []).filter { $0.hasSuffix(".rpm") }.sorted()
+        if let keygen = self.context.keygen {
+            for name in names {
+                let path = "\(self.localResultDir)/\(name)"
+                let prepared = try await runBlocking { try RPMFileSigner.prepare(path: path) }
+                let signature = try await keygen.sign(owner: self.task.owner, project: self.task.project, bytes: prepared.mainHeader)
+                _ = try await runBlocking { try RPMFileSigner.finish(prepared, signaturePacket: signature) }
+            }
+            self.appendBackendLog("signed \(names.count) package(s) with the key of \(self.task.owner)/\(self.task.project)")
+            try await publishPublicKey(self.context, owner: self.task.owner, project: self.task.project)
+        } else {
+            self.appendBackendLog("no keygen configured: packages left unsigned")
+        }
+        if let chroot = self.task.chroot {
+            let dir = "\(self.config.resultsDir)/\(self.task.owner)/\(self.task.dirname)/\(chroot)"
+            let result = try await self.context.publisher.publish(directory: dir)
+            self.logger.info("repodata published", metadata: ["packages": "\(result.packageCount)", "seconds": "\(result.seconds)"])
+        }
+        // The backend log was gzipped by collect(); the lines above went to a new backend.log: fold it in.
+        self.finishBackendLog()
+    }
+
     func report(state: String, packages: [JSON]?, srpm: JSONObject?, record: JobRecord) async {
         var body: JSONObject = [
             "update_id": .string("\(self.task.id)#\(record.attempt)#\(state)"), "task_id": .string(self.task.id), "state": .string(state),
@@ -322,8 +355,12 @@ struct Worker: Sendable {
 
     func finishBackendLog() {
         let path = "\(self.localResultDir)/backend.log"
-        guard let data = FileManager.default.contents(atPath: path), let gz = try? Gzip.compress([UInt8](data)) else { return }
-        try? writeAtomically(gz, to: path + ".gz")
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        // Append to an existing .gz as a further gzip member (readers see one concatenated log).
+        var previous: [UInt8] = []
+        if let old = FileManager.default.contents(atPath: path + ".gz") { previous = [UInt8](old) }
+        guard let gz = try? Gzip.compress([UInt8](data)) else { return }
+        try? writeAtomically(previous + gz, to: path + ".gz")
         unlink(path)
     }
 }
@@ -354,4 +391,23 @@ func isoNow() -> String {
     var tm = tm()
     gmtime_r(&t, &tm)
     return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
+/// Blocking file work (signing rewrites whole RPMs) runs here, never on the Swift concurrency pool.
+let blockingQueue = DispatchQueue(label: "koper.backend.blocking", attributes: .concurrent)
+
+func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { c in
+        blockingQueue.async { c.resume(with: Result { try body() }) }
+    }
+}
+
+/// Writes `results/OWNER/PROJECT/pubkey.gpg` (the `gpgkey=` of the .repo file) from Keygen, atomically.
+func publishPublicKey(_ context: BackendContext, owner: String, project: String) async throws {
+    guard let keygen = context.keygen else { return }
+    let path = "\(context.config.resultsDir)/\(owner)/\(project)/pubkey.gpg"
+    let key = try await keygen.publicKey(owner: owner, project: project)
+    if let existing = FileManager.default.contents(atPath: path), [UInt8](existing) == key { return }
+    try FileManager.default.createDirectory(atPath: "\(context.config.resultsDir)/\(owner)/\(project)", withIntermediateDirectories: true)
+    try writeAtomically(key, to: path)
 }
