@@ -163,11 +163,15 @@ struct SignCommand: AsyncParsableCommand {
         guard parts.count == 2 else { throw ValidationError("--project must be OWNER/PROJECT") }
         let logger = Logger(label: "koper.backend.sign")
         let keygen = KeygenClient(base: url, secret: secret, http: HTTPClient(maxConcurrent: 2, logger: logger), logger: logger)
+        let clock = ContinuousClock()
         for path in self.rpms {
+            let start = clock.now
             let prepared = try await runBlocking { try RPMFileSigner.prepare(path: path) }
             let signature = try await keygen.sign(owner: parts[0], project: parts[1], bytes: prepared.mainHeader)
             let result = try await runBlocking { try RPMFileSigner.finish(prepared, signaturePacket: signature) }
-            print("\(path): signed (tag \(result.tag))")
+            let elapsed = clock.now - start
+            let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            print("\(path): signed (tag \(result.tag)) in \(String(format: "%.2f", ms)) ms")
         }
     }
 }
