@@ -20,6 +20,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Scheduling", targets: ["Scheduling"]),
+        .library(name: "RepoPublisher", targets: ["RepoPublisher"]),
         .executable(name: "koper-frontend", targets: ["Frontend"]),
         .executable(name: "koper-backend", targets: ["Backend"]),
         .executable(name: "koper-builder", targets: ["BuilderAgent"]),
@@ -191,6 +192,11 @@ let package = Package(
         ),
         .testTarget(name: "OpenPGPTests", dependencies: ["OpenPGP", "LibCrypto"]),
         .testTarget(name: "RPMSignTests", dependencies: ["RPMSign", "RPM", "OpenPGP", "LibCrypto"]),
+        .testTarget(name: "RepodataTests", dependencies: ["Repodata", "RPM", "LibCrypto"]),
+        .testTarget(
+            name: "RepoPublisherTests",
+            dependencies: ["RepoPublisher", "Repodata", "Gzip", "LibCrypto", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
         .testTarget(
             name: "HTTPClientTests",

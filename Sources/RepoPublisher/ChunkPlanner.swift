@@ -94,7 +94,8 @@ enum ChunkPlanner {
             var pieceBytes = 0
             for index in run.range {
                 let size = size(index)
-                if index > pieceStart && (index - pieceStart >= perPiece || pieceBytes + size > Self.maxMemberBytes / 2) {
+                if index > pieceStart && (index - pieceStart >= perPiece || pieceBytes + size > Self.maxMemberBytes / 2)
+                {
                     plan.append(PlannedChunk(range: pieceStart..<index, reuse: nil))
                     pieceStart = index
                     pieceBytes = 0

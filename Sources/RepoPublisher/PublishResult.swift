@@ -15,6 +15,9 @@ public struct PublishResult: Sendable {
     public var hashedFiles: Int
     /// Packages whose XML was rendered and compressed in this publish.
     public var renderedPackages: Int
+    /// Directories listed with `readdir` (the others had an unchanged mtime and ctime, so their listing from
+    /// the previous publish was used; their files were still `stat`ed).
+    public var directoriesRead: Int
     /// Files that are not in the repository because they could not be read as packages, with the reason.
     public var rejected: [(href: String, reason: String)]
     /// Whether new metadata files and repomd.xml were written (false: nothing changed).
@@ -37,6 +40,7 @@ public struct PublishResult: Sendable {
         changed: Int = 0,
         hashedFiles: Int = 0,
         renderedPackages: Int = 0,
+        directoriesRead: Int = 0,
         rejected: [(href: String, reason: String)] = [],
         wroteMetadata: Bool = false,
         records: [RepomdRecord] = [],
@@ -51,6 +55,7 @@ public struct PublishResult: Sendable {
         self.changed = changed
         self.hashedFiles = hashedFiles
         self.renderedPackages = renderedPackages
+        self.directoriesRead = directoriesRead
         self.rejected = rejected
         self.wroteMetadata = wroteMetadata
         self.records = records
@@ -80,6 +85,13 @@ public struct RepoPublisherConfiguration: Sendable {
     /// one member per package, which compresses 2.5–5× worse than createrepo_c's single stream; 64 stays
     /// within 3–10 %.
     public var packagesPerMember: Int
+    /// Write `open-checksum` and `open-size` (the SHA-256 and size of the uncompressed XML) into repomd.xml,
+    /// as createrepo_c does. Hashing the uncompressed documents is most of the cost of an incremental
+    /// publish (33 MB for 10,000 small packages); dnf and libsolv do not read them.
+    public var openChecksums: Bool
+    /// The index's blob file is rewritten with only live data when its garbage exceeds both the live data and
+    /// this many bytes.
+    public var compactionThresholdBytes: Int
 
     public init(
         gracePeriodSeconds: Int64 = 600,
@@ -87,7 +99,9 @@ public struct RepoPublisherConfiguration: Sendable {
         durable: Bool = false,
         maxCachedDirectories: Int = 64,
         workers: Int = 2,
-        packagesPerMember: Int = 64
+        packagesPerMember: Int = 64,
+        compactionThresholdBytes: Int = 16 << 20,
+        openChecksums: Bool = true
     ) {
         self.gracePeriodSeconds = gracePeriodSeconds
         self.changelogLimit = changelogLimit
@@ -95,5 +109,7 @@ public struct RepoPublisherConfiguration: Sendable {
         self.maxCachedDirectories = maxCachedDirectories
         self.workers = max(1, workers)
         self.packagesPerMember = max(1, packagesPerMember)
+        self.compactionThresholdBytes = max(0, compactionThresholdBytes)
+        self.openChecksums = openChecksums
     }
 }

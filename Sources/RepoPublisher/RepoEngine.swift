@@ -18,6 +18,7 @@ final class RepoEngine {
     static let indexDirectoryName = ".koper-repodata"
     static let indexFileName = "index"
     static let lockFileName = "lock"
+    static let directoriesFileName = "directories"
     static let temporaryPrefix = ".koper-tmp-"
     static let blobPrefix = "blobs-"
     /// A file modified this close (nanoseconds) to the moment it was hashed is re-hashed next time: a second
@@ -35,9 +36,27 @@ final class RepoEngine {
     private struct Cache {
         var state: IndexState
         var blobs: MappedFile
+        /// Lookup from href to entry index for `state.entries`.
+        var table: HrefTable
         /// Identity of the index file as we last read or wrote it.
         var indexKey: FileKey
     }
+
+    /// Work left after the new repomd.xml is in place (saving the index, removing stale files), done by
+    /// `completeDeferredWork` while the directory lock is still held.
+    private struct Deferred {
+        var state: IndexState
+        var blobs: MappedFile
+        var lockDescriptor: Int32
+        var now: Int64
+        var save: Bool
+        /// Directory listings to write, when some directory was read again.
+        var directories: DirectoryCache?
+    }
+
+    private var deferred: Deferred?
+    /// The directory listings of the last walk (in memory between publishes; on disk for the next process).
+    private var directories: DirectoryCache?
 
     init(rootPath: String, configuration: RepoPublisherConfiguration, logger: Logger) {
         self.rootPath = rootPath
@@ -59,12 +78,51 @@ final class RepoEngine {
 
     // MARK: - Publish
 
-    func publish(fullRebuild: Bool) throws(RepoPublisherError) -> PublishResult {
+    /// Publishes the directory. With `deferIndexSave`, returns as soon as the new repomd.xml is in place and
+    /// leaves saving the index to `completeDeferredWork()`, which the caller must call next (it keeps the
+    /// directory lock until then); readers see the new metadata either way.
+    func publish(fullRebuild: Bool, deferIndexSave: Bool = false) throws(RepoPublisherError) -> PublishResult {
+        precondition(self.deferred == nil, "completeDeferredWork() was not called after the previous publish")
         do {
-            return try self.publishLocked(fullRebuild: fullRebuild)
+            var result = try self.publishLocked(fullRebuild: fullRebuild)
+            if !deferIndexSave {
+                let started = Sys.monotonicNanoseconds()
+                try self.completeDeferredWork()
+                let seconds = Double(Sys.monotonicNanoseconds() - started) / 1e9
+                result.phaseSeconds.append(("save index", seconds))
+                result.seconds += seconds
+            }
+            return result
         } catch {
             // The in-memory cache may be ahead of or behind the files now; reload next time.
             self.cache = nil
+            self.directories = nil
+            if let deferred = self.deferred {
+                Sys.close(deferred.lockDescriptor)
+                self.deferred = nil
+            }
+            throw error
+        }
+    }
+
+    /// Saves the index of the last publish, removes stale files and releases the directory lock.
+    func completeDeferredWork() throws(RepoPublisherError) {
+        guard let deferred = self.deferred else { return }
+        self.deferred = nil
+        defer { Sys.close(deferred.lockDescriptor) }  // releases the flock
+        do {
+            if let directories = deferred.directories {
+                try self.writeFileAtomically(
+                    self.indexDirectoryPath + "/" + Self.directoriesFileName,
+                    directories.encoded()
+                )
+            }
+            guard deferred.save else { return }
+            try self.saveIndex(deferred.state, blobs: deferred.blobs)
+            try self.removeStaleFiles(currentBlob: deferred.state.blobFileName, now: deferred.now)
+        } catch {
+            self.cache = nil
+            self.directories = nil
             throw error
         }
     }
@@ -86,41 +144,59 @@ final class RepoEngine {
         try Sys.makeDirectory(self.indexDirectoryPath)
         let lockPath = self.indexDirectoryPath + "/" + Self.lockFileName
         let lockDescriptor = try Sys.open(lockPath, O_RDWR | O_CREAT)
-        defer { Sys.close(lockDescriptor) }  // releases the flock
+        var lockHandedOver = false
+        defer { if !lockHandedOver { Sys.close(lockDescriptor) } }  // closing releases the flock
         try Sys.lockExclusive(lockDescriptor, path: lockPath)
 
-        // Read the directory tree while the index loads (both mostly wait on the kernel), then stat the
-        // candidates on all workers.
-        let walkResult = UnsafeResults<Result<DirectoryScanner.Candidates, RepoPublisherError>>(count: 1)
-        let loadResult = UnsafeResults<Result<(IndexState, MappedFile), RepoPublisherError>>(count: 1)
+        // Read the directory tree on this thread while the index loads on another; every thread stats the
+        // candidate paths the walk hands out in batches.
+        let pipeline = DirectoryScanner.Pipeline(rootDescriptor: rootDescriptor)
+        let loadResult = UnsafeResults<Result<(IndexState, MappedFile, HrefTable), RepoPublisherError>>(count: 1)
         let engine = UnsafeSendable(self)
-        let rootPath = self.rootPath
-        DispatchQueue.concurrentPerform(iterations: 2) { job in
-            if job == 0 {
-                walkResult.set(0, Result { () throws(RepoPublisherError) -> DirectoryScanner.Candidates in
-                    try DirectoryScanner.walk(rootDescriptor: rootDescriptor, rootPath: rootPath)
-                })
-            } else {
-                loadResult.set(0, Result { () throws(RepoPublisherError) -> (IndexState, MappedFile) in
+        let group = DispatchGroup()
+        let helpers = max(1, self.configuration.workers) - 1
+        DispatchQueue.global().async(group: group) {
+            loadResult.set(
+                0,
+                Result { () throws(RepoPublisherError) -> (IndexState, MappedFile, HrefTable) in
                     try engine.value.loadState(fullRebuild: fullRebuild)
-                })
-            }
+                }
+            )
+            pipeline.work()
         }
-        var (state, blobs) = try loadResult.take(0).get()
-        let candidates = try walkResult.take(0).get()
-        phases.mark("load index, read directories")
-        let scan = DirectoryScanner.statCandidates(
-            candidates,
-            rootDescriptor: rootDescriptor,
-            workers: self.configuration.workers
-        )
-        phases.mark("stat")
+        for _ in 0..<max(0, helpers - 1) {
+            DispatchQueue.global().async(group: group) { pipeline.work() }
+        }
+        let walkError: RepoPublisherError?
+        var listings: (listings: DirectoryCache, reread: Int)?
+        do {
+            let cache = fullRebuild ? DirectoryCache() : (self.directories ?? self.loadDirectoryCache())
+            listings = try DirectoryScanner.walk(
+                rootDescriptor: rootDescriptor,
+                rootPath: self.rootPath,
+                cache: cache,
+                pipeline: pipeline,
+                workers: helpers + 1
+            )
+            walkError = nil
+        } catch {
+            walkError = error
+        }
+        phases.mark("read directories")
+        pipeline.work()
+        group.wait()
+        if let walkError { throw walkError }
+        let loaded = try loadResult.take(0).get()
+        var state = loaded.0
+        var blobs = loaded.1
+        let oldIndex = loaded.2
+        let scan = pipeline.result()
+        phases.mark("stat, load index")
         for path in scan.unreadable {
             self.logger.warning("cannot open directory", metadata: ["repo.path": "\(path)"])
         }
 
         // Classify every file: unchanged (stat key equal, not racy), or to be hashed.
-        let oldIndex = HrefTable(state.entries.lazy.map(\.href), count: state.entries.count)
         var rejectedIndex: [HrefKey: RejectedFile] = [:]
         for rejected in state.rejected {
             rejectedIndex[HrefKey(rejected.href)] = rejected
@@ -129,19 +205,20 @@ final class RepoEngine {
         var rejected: [RejectedFile] = []
         var work: [(file: ScannedFile, old: Int?)] = []
         var matched = 0
-        for file in scan.files {
-            if let index = oldIndex.find(file.href, in: state.entries) {
-                matched += 1
-                let entry = state.entries[index]
-                if entry.key == file.key && !entry.racy {
-                    keep[index] = true
+        state.entries.withUnsafeBufferPointer { entries in
+            for file in scan.files {
+                if let index = oldIndex.find(file.href, hash: file.hash, in: entries) {
+                    matched += 1
+                    if entries[index].key == file.key && !entries[index].racy {
+                        keep[index] = true
+                    } else {
+                        work.append((file, index))
+                    }
+                } else if let previous = rejectedIndex[HrefKey(file.href)], previous.key == file.key {
+                    rejected.append(previous)
                 } else {
-                    work.append((file, index))
+                    work.append((file, nil))
                 }
-            } else if let previous = rejectedIndex[HrefKey(file.href)], previous.key == file.key {
-                rejected.append(previous)
-            } else {
-                work.append((file, nil))
             }
         }
         let removedCount = state.entries.count - matched
@@ -149,9 +226,12 @@ final class RepoEngine {
         phases.mark("classify")
         // Hash (and where needed render) the files that may have changed, in parallel.
         let hashTime = Sys.now()
-        let outcomes = try self.ingest(work.map { item in
-            (item.file.href, item.old.map { (state.entries[$0].digest, state.entries[$0].mtime) })
-        }, rootDescriptor: rootDescriptor)
+        let outcomes = try self.ingest(
+            work.map { item in
+                (item.file.href, item.file.key, item.old.map { (state.entries[$0].digest, state.entries[$0].mtime) })
+            },
+            rootDescriptor: rootDescriptor
+        )
         phases.mark("hash and render")
 
         // The chunk each old entry belongs to.
@@ -262,7 +342,7 @@ final class RepoEngine {
             }
         }
         let garbage = state.blobLength - IndexState.blobHeaderSize - live
-        let compact = garbage > max(live, 16 << 20)
+        let compact = garbage > max(live, self.configuration.compactionThresholdBytes)
         let packageChanges = added + changed + removedCount + newlyRejected
         let dirtyChunks = plan.reduce(0) { $0 + ($1.reuse == nil ? 1 : 0) }
         var chunks: [Chunk] = []
@@ -300,13 +380,21 @@ final class RepoEngine {
         }
         try self.retireOldFiles(state: &state, referenced: Set(records.map { Self.fileName(of: $0) }), now: now)
         phases.mark("retire")
-        let indexChanged = blobsChanged || wroteMetadata || !work.isEmpty || removedCount > 0
+        let indexChanged =
+            blobsChanged || wroteMetadata || !work.isEmpty || removedCount > 0
             || rejected.count != originalRejected || state.retired != originalRetired
-        if indexChanged {
-            try self.saveIndex(state, blobs: blobs)
-            try self.removeStaleFiles(currentBlob: state.blobFileName, now: now)
-            phases.mark("save index")
-        }
+        // Directory listings are written only when a directory had to be read again.
+        let changedListings = listings.flatMap { $0.reread > 0 ? $0.listings : nil }
+        self.directories = listings?.listings
+        self.deferred = Deferred(
+            state: state,
+            blobs: blobs,
+            lockDescriptor: lockDescriptor,
+            now: now,
+            save: indexChanged,
+            directories: changedListings
+        )
+        lockHandedOver = true
 
         let seconds = Double(Sys.monotonicNanoseconds() - started) / 1e9
         let result = PublishResult(
@@ -316,6 +404,7 @@ final class RepoEngine {
             changed: changed,
             hashedFiles: hashedFiles,
             renderedPackages: renderedCount,
+            directoriesRead: listings?.reread ?? 0,
             rejected: rejected.map { (String(decoding: $0.href, as: UTF8.self), $0.reason) },
             wroteMetadata: wroteMetadata,
             records: records,
@@ -354,7 +443,8 @@ final class RepoEngine {
     }
 
     static func isRacy(_ key: FileKey, hashTime: (seconds: Int64, nanoseconds: Int64)) -> Bool {
-        let window = key.mtimeNanoseconds == 0 && key.ctimeNanoseconds == 0
+        let window =
+            key.mtimeNanoseconds == 0 && key.ctimeNanoseconds == 0
             ? Self.coarseRacyWindowNanoseconds : Self.racyWindowNanoseconds
         let now = hashTime.seconds &* 1_000_000_000 &+ hashTime.nanoseconds
         let modified = max(
@@ -370,7 +460,10 @@ final class RepoEngine {
 
     // MARK: - Ingest
 
-    private func ingest(_ items: [(href: [UInt8], reusable: (digest: Digest, mtime: Int64)?)], rootDescriptor: Int32)
+    private func ingest(
+        _ items: [(href: [UInt8], key: FileKey, reusable: (digest: Digest, mtime: Int64)?)],
+        rootDescriptor: Int32
+    )
         throws(RepoPublisherError) -> [PackageIngest.Outcome]
     {
         if items.isEmpty { return [] }
@@ -390,14 +483,21 @@ final class RepoEngine {
                 results.set(
                     index,
                     Result { () throws(RepoPublisherError) -> PackageIngest.Outcome in
-                        try PackageIngest.ingest(
-                            rootDescriptor: rootDescriptor,
-                            rootPath: rootPath,
-                            href: item.href,
-                            reusable: item.reusable,
-                            changelogLimit: limit,
-                            buffer: buffer
-                        )
+                        do throws(RepoPublisherError) {
+                            return try PackageIngest.ingest(
+                                rootDescriptor: rootDescriptor,
+                                rootPath: rootPath,
+                                href: item.href,
+                                reusable: item.reusable,
+                                changelogLimit: limit,
+                                buffer: buffer
+                            )
+                        } catch {
+                            // An unreadable file is skipped, as createrepo_c does; it is tried again once
+                            // its stat key changes.
+                            guard error.code == .systemCall else { throw error }
+                            return .rejected(RejectedFile(href: item.href, key: item.key, reason: error.description))
+                        }
                     }
                 )
             }
@@ -412,12 +512,20 @@ final class RepoEngine {
 
     // MARK: - Index load and save
 
-    private func loadState(fullRebuild: Bool) throws(RepoPublisherError) -> (IndexState, MappedFile) {
-        let fresh = { () throws(RepoPublisherError) -> (IndexState, MappedFile) in
+    /// The directory listings the last process saved; empty when there are none or they are unreadable.
+    private func loadDirectoryCache() -> DirectoryCache {
+        let path = self.indexDirectoryPath + "/" + Self.directoriesFileName
+        guard let bytes = try? Self.readWholeFile(path, limit: 1 << 30) else { return DirectoryCache() }
+        return DirectoryCache.decode(bytes)
+    }
+
+    private func loadState(fullRebuild: Bool) throws(RepoPublisherError) -> (IndexState, MappedFile, HrefTable) {
+        let fresh = { () throws(RepoPublisherError) -> (IndexState, MappedFile, HrefTable) in
             let generation = try Self.randomBytes(16)
             return (
                 IndexState.empty(changelogLimit: self.configuration.changelogLimit, generation: generation),
-                try MappedFile(path: "", length: 0)
+                try MappedFile(path: "", length: 0),
+                HrefTable([], count: 0)
             )
         }
         if fullRebuild {
@@ -431,14 +539,17 @@ final class RepoEngine {
         }
         let key = FileKey(info)
         if let cache = self.cache, cache.indexKey == key {
-            return (cache.state, cache.blobs)
+            return (cache.state, cache.blobs, cache.table)
         }
         self.cache = nil
         do {
             let mapped = try MappedFile(path: indexPath, length: Int(info.st_size))
             let state = try IndexState.decode(mapped.bytes(0, mapped.count))
             guard state.changelogLimit == self.configuration.changelogLimit else {
-                self.logger.info("index built with another changelog limit; rebuilding", metadata: ["repo.path": "\(self.rootPath)"])
+                self.logger.info(
+                    "index built with another changelog limit; rebuilding",
+                    metadata: ["repo.path": "\(self.rootPath)"]
+                )
                 return try fresh()
             }
             let blobPath = self.indexDirectoryPath + "/" + state.blobFileName
@@ -447,8 +558,9 @@ final class RepoEngine {
                 throw RepoPublisherError(code: .corruptIndex, path: blobPath, detail: "blob file header mismatch")
             }
             let blobs = try MappedFile(path: blobPath, length: state.blobLength)
-            self.cache = Cache(state: state, blobs: blobs, indexKey: key)
-            return (state, blobs)
+            let table = HrefTable(state.entries.lazy.map(\.href), count: state.entries.count)
+            self.cache = Cache(state: state, blobs: blobs, table: table, indexKey: key)
+            return (state, blobs, table)
         } catch {
             self.logger.warning(
                 "index unusable; rebuilding",
@@ -465,7 +577,8 @@ final class RepoEngine {
         guard let info = try Sys.statIfExists(indexPath) else {
             throw RepoPublisherError(code: .internalError, path: indexPath, detail: "index vanished after rename")
         }
-        self.cache = Cache(state: state, blobs: blobs, indexKey: FileKey(info))
+        let table = HrefTable(state.entries.lazy.map(\.href), count: state.entries.count)
+        self.cache = Cache(state: state, blobs: blobs, table: table, indexKey: FileKey(info))
     }
 
     // MARK: - Blob file
@@ -516,7 +629,9 @@ final class RepoEngine {
                         )
                     } else {
                         let old = entries[index].fragments[kind]
-                        entries[index].fragments[kind].offset = try writer.append(oldBlobs.bytes(old.offset, old.length))
+                        entries[index].fragments[kind].offset = try writer.append(
+                            oldBlobs.bytes(old.offset, old.length)
+                        )
                     }
                 }
             } else {
@@ -537,11 +652,16 @@ final class RepoEngine {
         // Compress the changed chunks, (chunk, document) pairs in parallel.
         let dirty = plan.indices.filter { plan[$0].reuse == nil }
         let members = try self.compressChunks(dirty.map { plan[$0].range }, entries: entries, blobs: blobs)
-        var chunks = plan.map { Chunk(count: $0.range.count, members: $0.reuse?.members ?? PerDocument(MemberLocation.empty)) }
+        var chunks = plan.map {
+            Chunk(count: $0.range.count, members: $0.reuse?.members ?? PerDocument(MemberLocation.empty))
+        }
         for kind in 0..<3 {
             for (position, chunkIndex) in dirty.enumerated() {
                 let member = members[position][kind]
-                chunks[chunkIndex].members[kind] = MemberLocation(offset: try writer.append(member), length: member.count)
+                chunks[chunkIndex].members[kind] = MemberLocation(
+                    offset: try writer.append(member),
+                    length: member.count
+                )
             }
             if compact {
                 for chunkIndex in plan.indices where plan[chunkIndex].reuse != nil {
@@ -566,7 +686,11 @@ final class RepoEngine {
     }
 
     /// One gzip member per document for each range of entries, compressed in parallel.
-    private func compressChunks(_ ranges: [Range<Int>], entries: [IndexEntry], blobs: MappedFile)
+    private func compressChunks(
+        _ ranges: [Range<Int>],
+        entries: [IndexEntry],
+        blobs: MappedFile
+    )
         throws(RepoPublisherError) -> [[[UInt8]]]
     {
         if ranges.isEmpty { return [] }
@@ -619,7 +743,9 @@ final class RepoEngine {
         guard state.repomdDigest != .zero else { return nil }
         let path = self.repodataPath + "/repomd.xml"
         guard (try? Sys.statIfExists(path)) != nil else { return nil }
-        guard let bytes = try? Self.readWholeFile(path, limit: 1 << 20), Digest(Crypto.sha256(bytes)) == state.repomdDigest else {
+        guard let bytes = try? Self.readWholeFile(path, limit: 1 << 20),
+            Digest(Crypto.sha256(bytes)) == state.repomdDigest
+        else {
             return nil
         }
         guard let records = RepomdScanner.records(bytes) else { return nil }
@@ -629,7 +755,11 @@ final class RepoEngine {
         return records
     }
 
-    private func writeMetadata(state: inout IndexState, blobs: MappedFile, now: Int64)
+    private func writeMetadata(
+        state: inout IndexState,
+        blobs: MappedFile,
+        now: Int64
+    )
         throws(RepoPublisherError) -> [RepomdRecord]
     {
         let entries = state.entries
@@ -639,10 +769,14 @@ final class RepoEngine {
         var rawSegments: [[(Int, Int)]] = []
         for kind in MetadataKind.allCases {
             gzipSegments.append(
-                Self.coalesce(state.chunks.lazy.map { ($0.members[kind.rawValue].offset, $0.members[kind.rawValue].length) })
+                Self.coalesce(
+                    state.chunks.lazy.map { ($0.members[kind.rawValue].offset, $0.members[kind.rawValue].length) }
+                )
             )
             rawSegments.append(
-                Self.coalesce(entries.lazy.map { ($0.fragments[kind.rawValue].offset, $0.fragments[kind.rawValue].length) })
+                Self.coalesce(
+                    entries.lazy.map { ($0.fragments[kind.rawValue].offset, $0.fragments[kind.rawValue].length) }
+                )
             )
         }
         let heads = MetadataKind.allCases.map { $0.head(packageCount: count) }
@@ -673,14 +807,19 @@ final class RepoEngine {
         // Six independent jobs: write+hash each .xml.gz, and hash each uncompressed document.
         // The uncompressed documents are ten times larger than the compressed ones: hash them first (largest
         // first) so the two threads finish together.
-        DispatchQueue.concurrentPerform(iterations: 6) { job in
+        // Without open checksums only the three compressed files are hashed (jobs 3...5).
+        let openChecksums = self.configuration.openChecksums
+        DispatchQueue.concurrentPerform(iterations: openChecksums ? 6 : 3) { iteration in
             let (blobs, gzipSegments, rawSegments, headMembers, tailMembers, heads, tails) = shared.value
+            let job = openChecksums ? iteration : iteration + 3
             let kind = job % 3
             if job >= 3 {
                 written.set(
                     kind,
                     Result { () throws(RepoPublisherError) -> Written in
-                        let path = repodata + "/" + RepoEngine.temporaryPrefix + "\(MetadataKind.allCases[kind].recordType)-\(suffix)"
+                        let path =
+                            repodata + "/" + RepoEngine.temporaryPrefix
+                            + "\(MetadataKind.allCases[kind].recordType)-\(suffix)"
                         let descriptor = try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL)
                         var closed = false
                         defer { if !closed { Sys.close(descriptor) } }
@@ -688,33 +827,33 @@ final class RepoEngine {
                         var pieces: [UnsafeRawBufferPointer] = []
                         pieces.reserveCapacity(gzipSegments[kind].count + 2)
                         return try Sys.typed {
-                          try headMembers[kind].withUnsafeBytes { (head) throws -> Written in
-                            try tailMembers[kind].withUnsafeBytes { (tail) throws -> Written in
-                                pieces.append(head)
-                                for (offset, length) in gzipSegments[kind] {
-                                    pieces.append(blobs.bytes(offset, length))
+                            try headMembers[kind].withUnsafeBytes { (head) throws -> Written in
+                                try tailMembers[kind].withUnsafeBytes { (tail) throws -> Written in
+                                    pieces.append(head)
+                                    for (offset, length) in gzipSegments[kind] {
+                                        pieces.append(blobs.bytes(offset, length))
+                                    }
+                                    pieces.append(tail)
+                                    var size = 0
+                                    for piece in pieces {
+                                        hasher.update(piece)
+                                        size += piece.count
+                                    }
+                                    try Sys.writeSegments(descriptor, pieces, path: path)
+                                    if durable {
+                                        try Sys.fsync(descriptor, path: path)
+                                    }
+                                    let info = try Sys.fstat(descriptor, path: path)
+                                    Sys.close(descriptor)
+                                    closed = true
+                                    return Written(
+                                        temporaryPath: path,
+                                        checksum: Crypto.hex(hasher.finalize()),
+                                        size: Int64(size),
+                                        timestamp: Int64(info.st_mtim.tv_sec)
+                                    )
                                 }
-                                pieces.append(tail)
-                                var size = 0
-                                for piece in pieces {
-                                    hasher.update(piece)
-                                    size += piece.count
-                                }
-                                try Sys.writeSegments(descriptor, pieces, path: path)
-                                if durable {
-                                    try Sys.fsync(descriptor, path: path)
-                                }
-                                let info = try Sys.fstat(descriptor, path: path)
-                                Sys.close(descriptor)
-                                closed = true
-                                return Written(
-                                    temporaryPath: path,
-                                    checksum: Crypto.hex(hasher.finalize()),
-                                    size: Int64(size),
-                                    timestamp: Int64(info.st_mtim.tv_sec)
-                                )
                             }
-                          }
                         }
                     }
                 )
@@ -739,7 +878,8 @@ final class RepoEngine {
             switch written.take(kind.rawValue) {
             case .success(let file):
                 temporaries.append(file.temporaryPath)
-                let (openChecksum, openSize) = opened.take(kind.rawValue)
+                let (openChecksum, openSize): (String?, Int64?) =
+                    openChecksums ? opened.take(kind.rawValue) : (nil, nil)
                 let name = Repomd.fileName(checksum: file.checksum, kind: kind)
                 records.append(
                     RepomdRecord(
@@ -798,8 +938,10 @@ final class RepoEngine {
         else { return false }
         let rest = String(decoding: bytes[65...], as: UTF8.self)
         for type in ["primary", "filelists", "other"] {
-            for form in [".xml", ".xml.gz", ".xml.zst", ".xml.zck", ".xml.xz", ".xml.bz2", ".sqlite", ".sqlite.bz2",
-                         ".sqlite.gz", ".sqlite.xz", ".sqlite.zst"]
+            for form in [
+                ".xml", ".xml.gz", ".xml.zst", ".xml.zck", ".xml.xz", ".xml.bz2", ".sqlite", ".sqlite.bz2",
+                ".sqlite.gz", ".sqlite.xz", ".sqlite.zst",
+            ]
             where rest == type + form {
                 return true
             }
@@ -809,7 +951,8 @@ final class RepoEngine {
 
     /// Gives every unreferenced metadata file a retirement time and deletes those retired longer than the
     /// grace period.
-    private func retireOldFiles(state: inout IndexState, referenced: Set<String>, now: Int64) throws(RepoPublisherError) {
+    private func retireOldFiles(state: inout IndexState, referenced: Set<String>, now: Int64) throws(RepoPublisherError)
+    {
         let names = try Sys.listDirectory(self.repodataPath)
         var known: [String: Int64] = [:]
         for retired in state.retired {

@@ -26,7 +26,9 @@ struct Digest: Hashable, Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(32)
         for word in [self.words.0, self.words.1, self.words.2, self.words.3] {
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+            for shift in stride(from: 56, through: 0, by: -8) {
+                out.append(UInt8(truncatingIfNeeded: word >> UInt64(shift)))
+            }
         }
         return out
     }
@@ -115,7 +117,14 @@ struct IndexEntry: Sendable {
     /// Offset of the file name in `href` (after the last `/`), for repository order.
     var nameStart: Int
 
-    init(href: [UInt8], key: FileKey, racy: Bool, digest: Digest, mtime: Int64, fragments: PerDocument<FragmentLocation>) {
+    init(
+        href: [UInt8],
+        key: FileKey,
+        racy: Bool,
+        digest: Digest,
+        mtime: Int64,
+        fragments: PerDocument<FragmentLocation>
+    ) {
         self.href = href
         self.key = key
         self.racy = racy
@@ -588,16 +597,16 @@ struct HrefTable {
         }
     }
 
-    /// The index of the entry whose href equals `href`.
-    func find(_ href: [UInt8], in entries: [IndexEntry]) -> Int? {
-        let hash = Self.hash(href)
+    /// The index of the entry whose href equals `href` (whose `hash(_:)` is `hash`).
+    func find(_ href: [UInt8], hash: UInt64, in entries: UnsafeBufferPointer<IndexEntry>) -> Int? {
         var slot = Int(truncatingIfNeeded: hash) & self.mask
         while self.slots[slot] >= 0 {
             if self.hashes[slot] == hash {
                 let index = Int(self.slots[slot])
                 let equal = entries[index].href.withUnsafeBytes { left in
                     href.withUnsafeBytes { right in
-                        left.count == right.count && (left.count == 0 || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
+                        left.count == right.count
+                            && (left.count == 0 || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
                     }
                 }
                 if equal { return index }

@@ -42,6 +42,14 @@ public actor RepoPublisher {
         return try await worker.publish()
     }
 
+    /// Waits until every directory has finished its writes, including the index saves that follow the
+    /// answers to `publish` (call before exiting so the next run starts from a current index).
+    public func waitUntilIdle() async {
+        for worker in self.workers.values {
+            await worker.waitUntilIdle()
+        }
+    }
+
     private func touch(_ key: String) {
         self.recent.removeAll { $0 == key }
         self.recent.append(key)
@@ -85,6 +93,13 @@ final class DirectoryWorker: Sendable {
         self.state.withLock { !$0.running && $0.waiting.isEmpty }
     }
 
+    /// Returns once the work queued before this call (a running drain, its index save) is done.
+    func waitUntilIdle() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            self.queue.async { continuation.resume() }
+        }
+    }
+
     func publish() async throws(RepoPublisherError) -> PublishResult {
         do {
             return try await withCheckedThrowingContinuation { continuation in
@@ -120,14 +135,23 @@ final class DirectoryWorker: Sendable {
             guard let batch else { return }
             let result: Result<PublishResult, any Error>
             do {
-                var published = try self.engine.engine.publish(fullRebuild: false)
+                var published = try self.engine.engine.publish(fullRebuild: false, deferIndexSave: true)
                 published.coalescedRequests = batch.count
                 result = .success(published)
             } catch {
                 result = .failure(error)
             }
+            // The new repomd.xml is in place: answer, then save the index (still under the directory lock).
             for continuation in batch {
                 continuation.resume(with: result)
+            }
+            do {
+                try self.engine.engine.completeDeferredWork()
+            } catch {
+                self.engine.engine.logger.warning(
+                    "index not saved; the next publish reloads it",
+                    metadata: ["repo.path": "\(self.engine.engine.rootPath)", "error": "\(error)"]
+                )
             }
         }
     }

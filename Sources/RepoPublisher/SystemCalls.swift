@@ -127,7 +127,12 @@ enum Sys {
     }
 
     /// Reads up to `count` bytes at `offset` (short only at end of file).
-    static func pread(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int, path: String)
+    static func pread(
+        _ descriptor: Int32,
+        into buffer: UnsafeMutableRawBufferPointer,
+        at offset: Int,
+        path: String
+    )
         throws(RepoPublisherError) -> Int
     {
         var done = 0
@@ -142,7 +147,11 @@ enum Sys {
     }
 
     /// Reads until `buffer` is full or end of file.
-    static func read(_ descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, path: String)
+    static func read(
+        _ descriptor: Int32,
+        into buffer: UnsafeMutableRawBufferPointer,
+        path: String
+    )
         throws(RepoPublisherError) -> Int
     {
         var done = 0
@@ -157,7 +166,8 @@ enum Sys {
     }
 
     /// Writes all of `bytes`.
-    static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(RepoPublisherError) {
+    static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(RepoPublisherError)
+    {
         var done = 0
         while done < bytes.count {
             let n = try self.retrying("write", path) {
@@ -176,7 +186,11 @@ enum Sys {
     }
 
     /// Writes every segment, in order, with `writev` in batches of at most `IOV_MAX` segments.
-    static func writeSegments(_ descriptor: Int32, _ segments: [UnsafeRawBufferPointer], path: String)
+    static func writeSegments(
+        _ descriptor: Int32,
+        _ segments: [UnsafeRawBufferPointer],
+        path: String
+    )
         throws(RepoPublisherError)
     {
         var vectors = segments.filter { $0.count > 0 }.map {
@@ -187,7 +201,9 @@ enum Sys {
             let batch = min(vectors.count - start, 1024)
             let written = try self.typed {
                 try vectors.withUnsafeMutableBufferPointer { (buffer) throws -> Int in
-                    try self.retrying("writev", path) { Glibc.writev(descriptor, buffer.baseAddress! + start, Int32(batch)) }
+                    try self.retrying("writev", path) {
+                        Glibc.writev(descriptor, buffer.baseAddress! + start, Int32(batch))
+                    }
                 }
             }
             // Advance past fully written vectors; trim a partially written one.
@@ -241,7 +257,10 @@ enum Sys {
 
     /// Names in a directory (without `.` and `..`) as raw bytes, with their `d_type`. Lists and closes
     /// `descriptor`.
-    static func listDirectory(descriptor: Int32, path: String) throws(RepoPublisherError)
+    static func listDirectory(
+        descriptor: Int32,
+        path: String
+    ) throws(RepoPublisherError)
         -> [(name: [UInt8], type: UInt8)]
     {
         guard let stream = fdopendir(descriptor) else {
@@ -275,17 +294,22 @@ enum Sys {
     }
 
     /// `openat` for a raw-byte relative name, `O_CLOEXEC` always added.
-    static func openAt(_ directory: Int32, _ name: [UInt8], _ flags: Int32, mode: mode_t = 0o644)
+    static func openAt(
+        _ directory: Int32,
+        _ name: [UInt8],
+        _ flags: Int32,
+        mode: mode_t = 0o644
+    )
         throws(RepoPublisherError) -> Int32
     {
         let terminated = name + [0]
         return try self.typed {
-          try terminated.withUnsafeBufferPointer { (buffer) throws -> Int32 in
-            let pointer = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
-            return try self.retrying("openat", String(decoding: name, as: UTF8.self)) {
-                Glibc.openat(directory, pointer, flags | O_CLOEXEC, mode)
+            try terminated.withUnsafeBufferPointer { (buffer) throws -> Int32 in
+                let pointer = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+                return try self.retrying("openat", String(decoding: name, as: UTF8.self)) {
+                    Glibc.openat(directory, pointer, flags | O_CLOEXEC, mode)
+                }
             }
-          }
         }
     }
 
@@ -294,16 +318,16 @@ enum Sys {
         var info = stat()
         let terminated = name + [0]
         return try self.typed {
-          try terminated.withUnsafeBufferPointer { (buffer) throws -> stat? in
-            let pointer = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
-            while true {
-                if Glibc.fstatat(directory, pointer, &info, 0) == 0 { return info }
-                let error = errno
-                if error == EINTR { continue }
-                if error == ENOENT || error == ENOTDIR || error == ELOOP { return nil }
-                throw RepoPublisherError.system("fstatat", String(decoding: name, as: UTF8.self), errno: error)
+            try terminated.withUnsafeBufferPointer { (buffer) throws -> stat? in
+                let pointer = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+                while true {
+                    if Glibc.fstatat(directory, pointer, &info, 0) == 0 { return info }
+                    let error = errno
+                    if error == EINTR { continue }
+                    if error == ENOENT || error == ENOTDIR || error == ELOOP { return nil }
+                    throw RepoPublisherError.system("fstatat", String(decoding: name, as: UTF8.self), errno: error)
+                }
             }
-          }
         }
     }
 

@@ -181,7 +181,10 @@ struct PackageModel {
     // MARK: Files
 
     /// Fills `files` in header order; returns the full names of those files (for the requires filter).
-    private static func readFiles(_ header: RPMHeader, into files: inout [PackageFile]) throws(RepodataError)
+    private static func readFiles(
+        _ header: RPMHeader,
+        into files: inout [PackageFile]
+    ) throws(RepodataError)
         -> FileNameSet
     {
         let paths: [[UInt8]]
@@ -285,16 +288,66 @@ struct PackageModel {
     /// parsehdr.c's `dep_items`, in its order (the order matters for the requires filters and for where
     /// legacy weak dependencies land).
     private static let sources: [DependencySource] = [
-        DependencySource(kind: 0, nameTag: RPMTag.provideName, flagsTag: RPMTag.provideFlags, versionTag: RPMTag.provideVersion),
-        DependencySource(kind: 1, nameTag: RPMTag.conflictName, flagsTag: RPMTag.conflictFlags, versionTag: RPMTag.conflictVersion),
-        DependencySource(kind: 2, nameTag: RPMTag.obsoleteName, flagsTag: RPMTag.obsoleteFlags, versionTag: RPMTag.obsoleteVersion),
-        DependencySource(kind: 3, nameTag: RPMTag.requireName, flagsTag: RPMTag.requireFlags, versionTag: RPMTag.requireVersion),
-        DependencySource(kind: 4, nameTag: RepodataTag.suggestName, flagsTag: RepodataTag.suggestFlags, versionTag: RepodataTag.suggestVersion),
-        DependencySource(kind: 5, nameTag: RepodataTag.enhanceName, flagsTag: RepodataTag.enhanceFlags, versionTag: RepodataTag.enhanceVersion),
-        DependencySource(kind: 6, nameTag: RepodataTag.recommendName, flagsTag: RepodataTag.recommendFlags, versionTag: RepodataTag.recommendVersion),
-        DependencySource(kind: 7, nameTag: RepodataTag.supplementName, flagsTag: RepodataTag.supplementFlags, versionTag: RepodataTag.supplementVersion),
-        DependencySource(kind: 8, nameTag: RepodataTag.oldSuggestsName, flagsTag: RepodataTag.oldSuggestsFlags, versionTag: RepodataTag.oldSuggestsVersion),
-        DependencySource(kind: 9, nameTag: RepodataTag.oldEnhancesName, flagsTag: RepodataTag.oldEnhancesFlags, versionTag: RepodataTag.oldEnhancesVersion),
+        DependencySource(
+            kind: 0,
+            nameTag: RPMTag.provideName,
+            flagsTag: RPMTag.provideFlags,
+            versionTag: RPMTag.provideVersion
+        ),
+        DependencySource(
+            kind: 1,
+            nameTag: RPMTag.conflictName,
+            flagsTag: RPMTag.conflictFlags,
+            versionTag: RPMTag.conflictVersion
+        ),
+        DependencySource(
+            kind: 2,
+            nameTag: RPMTag.obsoleteName,
+            flagsTag: RPMTag.obsoleteFlags,
+            versionTag: RPMTag.obsoleteVersion
+        ),
+        DependencySource(
+            kind: 3,
+            nameTag: RPMTag.requireName,
+            flagsTag: RPMTag.requireFlags,
+            versionTag: RPMTag.requireVersion
+        ),
+        DependencySource(
+            kind: 4,
+            nameTag: RepodataTag.suggestName,
+            flagsTag: RepodataTag.suggestFlags,
+            versionTag: RepodataTag.suggestVersion
+        ),
+        DependencySource(
+            kind: 5,
+            nameTag: RepodataTag.enhanceName,
+            flagsTag: RepodataTag.enhanceFlags,
+            versionTag: RepodataTag.enhanceVersion
+        ),
+        DependencySource(
+            kind: 6,
+            nameTag: RepodataTag.recommendName,
+            flagsTag: RepodataTag.recommendFlags,
+            versionTag: RepodataTag.recommendVersion
+        ),
+        DependencySource(
+            kind: 7,
+            nameTag: RepodataTag.supplementName,
+            flagsTag: RepodataTag.supplementFlags,
+            versionTag: RepodataTag.supplementVersion
+        ),
+        DependencySource(
+            kind: 8,
+            nameTag: RepodataTag.oldSuggestsName,
+            flagsTag: RepodataTag.oldSuggestsFlags,
+            versionTag: RepodataTag.oldSuggestsVersion
+        ),
+        DependencySource(
+            kind: 9,
+            nameTag: RepodataTag.oldEnhancesName,
+            flagsTag: RepodataTag.oldEnhancesFlags,
+            versionTag: RepodataTag.oldEnhancesVersion
+        ),
     ]
 
     private static let senseMissingOK: UInt64 = 1 << 19
@@ -542,7 +595,8 @@ struct PackageModel {
             guard let bytes else { return false }
             return XMLText.hasForbiddenControlCharacters(bytes)
         }
-        var found = bad(self.name) || bad(self.arch) || bad(self.version) || bad(self.release)
+        var found =
+            bad(self.name) || bad(self.arch) || bad(self.version) || bad(self.release)
             || bad(self.summary) || bad(self.description) || bad(self.url) || bad(self.license)
             || bad(self.vendor) || bad(self.group) || bad(self.buildHost) || bad(self.sourceRPM)
             || bad(self.packager) || XMLText.hasForbiddenControlCharacters(self.file.locationHref)
@@ -558,7 +612,8 @@ struct PackageModel {
             }
         }
         if !found {
-            found = self.files.contains { XMLText.hasForbiddenControlCharacters($0.path) }
+            found =
+                self.files.contains { XMLText.hasForbiddenControlCharacters($0.path) }
                 || self.changelogs.contains { bad($0.author) || bad($0.text) }
         }
         if found {

@@ -50,8 +50,10 @@ public enum Repomd {
     /// Record order: primary, filelists, other, primary_db, filelists_db, other_db, then the rest by type
     /// (createrepo_c's `cr_repomd_sort_records`).
     public static func sorted(_ records: [RepomdRecord]) -> [RepomdRecord] {
-        let known = ["primary", "filelists", "other", "primary_db", "filelists_db", "other_db",
-                     "primary_zck", "filelists_zck", "other_zck"]
+        let known = [
+            "primary", "filelists", "other", "primary_db", "filelists_db", "other_db",
+            "primary_zck", "filelists_zck", "other_zck",
+        ]
         return records.enumerated().sorted { left, right in
             let leftRank = known.firstIndex(of: left.element.type) ?? known.count
             let rightRank = known.firstIndex(of: right.element.type) ?? known.count

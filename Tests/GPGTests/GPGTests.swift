@@ -184,13 +184,13 @@ private func expectGPGError(_ code: GPGError.Code, _ body: () async throws -> Vo
         try await withHome { home in
             let keyring = try GPGKeyring(
                 homeDirectory: home,
-                // Long enough for a key listing on a loaded CI machine, far too short for an RSA-4096 key.
-                operationTimeout: .milliseconds(500),
+                // Suites run one at a time (deploy/koper-test): a key listing takes tens of milliseconds, an RSA-4096
+                // key generation far longer than this.
+                operationTimeout: .milliseconds(150),
                 logger: quietLogger()
             )
             let clock = ContinuousClock()
             let started = clock.now
-            // An RSA-4096 key takes far longer than 500 ms to generate.
             await expectGPGError(.timeout) {
                 _ = try await keyring.generateKey(userID: copruid, algorithm: "rsa4096", expires: nil)
             }
