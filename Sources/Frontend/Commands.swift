@@ -72,36 +72,6 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Suspends until SIGTERM or SIGINT.
-func waitForTermination() async {
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    let queue = DispatchQueue(label: "koper.signals")
-    await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-        let once = OnceFlag()
-        for sig in [SIGTERM, SIGINT] {
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler {
-                if once.fire() { c.resume() }
-            }
-            source.resume()
-            retainedSignalSources.append(source)
-        }
-    }
-}
-
-nonisolated(unsafe) var retainedSignalSources: [any DispatchSourceSignal] = []
-
-final class OnceFlag: @unchecked Sendable {
-    // Touched only on the serial signal queue.
-    var fired = false
-    func fire() -> Bool {
-        if self.fired { return false }
-        self.fired = true
-        return true
-    }
-}
-
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Apply pending database migrations and exit.")
     @OptionGroup var options: ConfigOption

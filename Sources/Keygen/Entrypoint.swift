@@ -66,31 +66,3 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Suspends until SIGTERM or SIGINT.
-func waitForTermination() async {
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    let queue = DispatchQueue(label: "koper.keygen.signals")
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let state = SignalState(continuation: continuation)
-        for sig in [SIGTERM, SIGINT] {
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler { state.fire() }
-            source.resume()
-            state.sources.append(source)
-        }
-    }
-}
-
-/// Touched only on the serial signal queue (and once at setup, before any signal source is resumed).
-final class SignalState: @unchecked Sendable {
-    var continuation: CheckedContinuation<Void, Never>?
-    var sources: [any DispatchSourceSignal] = []
-
-    init(continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
-
-    func fire() {
-        self.continuation?.resume()
-        self.continuation = nil
-    }
-}
