@@ -310,6 +310,14 @@ enum BuildAPI {
             let status = missing.count == ids.count ? 404 : 400
             throw APIError(status, errors.joined(separator: "\n"))
         }
+        return try removeBuilds(c, rows: rows)
+    }
+
+    /// Deletes checked `builds` rows (as selected above, locked) and queues the backend action that removes their
+    /// result directories and republishes each chroot. Returns the stored uploads to remove after commit.
+    static func removeBuilds(_ c: PGConnection, rows: [PGRow]) throws -> [String] {
+        guard let first = rows.first else { return [] }
+        let ids = try rows.map { try $0.int("id") }
         var dirs = JSONObject()
         for row in rows {
             let bid = try row.int("id")
@@ -321,7 +329,6 @@ enum BuildAPI {
                 dirs[name] = .array(list)
             }
         }
-        let first = rows[0]
         try c.execute("DELETE FROM builds WHERE id = ANY($1::bigint[])", ["{" + ids.map(String.init).joined(separator: ",") + "}"])
         try Actions.enqueue(
             c, type: "delete", owner: try first.string("ownername"), project: try first.string("name"),

@@ -262,21 +262,21 @@ enum InternalAPI {
             }
         }
         let srpm = body["srpm"]?.objectValue
-        let json = try await app.db.transaction { c -> JSON in
+        let (json, uploads) = try await app.db.transaction { c -> (JSON, [String]) in
             if try c.query("SELECT 1 FROM backend_updates WHERE update_id = $1", [updateID]).first != nil {
-                return ["applied": false, "duplicate": true]
+                return (["applied": false, "duplicate": true], [])
             }
             guard let b = try c.query("SELECT canceled, source_state FROM builds WHERE id = $1 FOR UPDATE", [String(build)]).first else {
                 throw APIError.notFound("No such task")
             }
             try c.execute("INSERT INTO backend_updates (update_id) VALUES ($1)", [updateID])
-            if b["canceled"] == "t" { return ["applied": false, "canceled": true] }
+            if b["canceled"] == "t" { return (["applied": false, "canceled": true], []) }
             let isFinal = state == .succeeded || state == .failed
             if let chroot {
                 guard let cur = try c.query("SELECT state FROM build_chroots WHERE build_id = $1 AND name = $2", [String(build), chroot]).first else {
                     throw APIError.notFound("No such task")
                 }
-                if BuildState(rawValue: try cur.string("state"))?.isFinal == true { return ["applied": false, "final": true] }
+                if BuildState(rawValue: try cur.string("state"))?.isFinal == true { return (["applied": false, "final": true], []) }
                 try c.execute(
                     """
                     UPDATE build_chroots SET state = $1,
@@ -289,7 +289,7 @@ enum InternalAPI {
                     [state.rawValue, isFinal ? "t" : "f", resultDir, packages.isNull ? nil : packages.text, String(build), chroot]
                 )
             } else {
-                if BuildState(rawValue: try b.string("source_state"))?.isFinal == true { return ["applied": false, "final": true] }
+                if BuildState(rawValue: try b.string("source_state"))?.isFinal == true { return (["applied": false, "final": true], []) }
                 try c.execute(
                     """
                     UPDATE builds SET source_state = $1, source_ended_on = CASE WHEN $2 THEN now() ELSE NULL END,
@@ -328,9 +328,16 @@ enum InternalAPI {
                 }
             }
             let newState = try Builds.refreshState(c, buildID: build)
+            var pruned: [String] = []
+            if newState == .succeeded, let row = try c.query("SELECT project_id, package_id FROM builds WHERE id = $1", [String(build)]).first,
+                let package = try row.optionalInt("package_id")
+            {
+                pruned = try Retention.prune(c, projectID: try row.int("project_id"), packageID: package)
+            }
             try c.notify(channel: "koper_tasks", payload: "update")
-            return ["applied": true, "build_state": .string(newState.rawValue)]
+            return (["applied": true, "build_state": .string(newState.rawValue)], pruned)
         }
+        Uploads.remove(paths: uploads, config: app.config)
         app.tasks.bump()
         return jsonOK(json)
     }

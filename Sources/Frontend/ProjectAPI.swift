@@ -108,6 +108,8 @@ enum ProjectAPI {
         var appstream: Bool?
         var repoPriority: Int??
         var deleteAfterDays: Int??
+        /// Retention: keep the newest N succeeded builds per package; `.some(nil)` (sent as 0 or null) keeps all.
+        var keepBuilds: Int??
 
         init(_ o: JSONObject, reposKey: String) throws {
             func str(_ k: String) -> String? { o[k]?.stringValue }
@@ -165,6 +167,11 @@ enum ProjectAPI {
                 if let d, d < 0 || d > 60 { throw APIError.badRequest("delete_after_days: Number must be between 0 and 60.") }
                 self.deleteAfterDays = .some(d)
             }
+            if let v = o["keep_builds"] {
+                let n = v.isNull ? nil : try optionalInt(v, field: "keep_builds")
+                if let n, n < 0 || n > 1000 { throw APIError.badRequest("keep_builds: Number must be between 0 and 1000.") }
+                self.keepBuilds = .some(n == 0 ? nil : n)
+            }
             if let b = self.bootstrap, !["default", "unchanged", "on", "off", "image"].contains(b) {
                 throw APIError.badRequest("bootstrap: Not a valid choice")
             }
@@ -202,6 +209,7 @@ enum ProjectAPI {
             if let v = self.fedoraReview { add("fedora_review", flag(v)) }
             if let v = self.appstream { add("appstream", flag(v)) }
             if let v = self.repoPriority { add("repo_priority", v.map(String.init), cast: "::int") }
+            if let v = self.keepBuilds { add("keep_builds", v.map(String.init), cast: "::int") }
             if let v = self.deleteAfterDays {
                 if let d = v {
                     add("delete_after", String(d), cast: " * interval '1 day' + now()")
@@ -308,7 +316,7 @@ enum ProjectAPI {
         let settings = editable
         let chroots = try optionalStringList(body["chroots"], field: "chroots")
         let results = app.config.resultsBase
-        let json = try await app.db.transaction { c -> JSON in
+        let (json, uploads) = try await app.db.transaction { c -> (JSON, [String]) in
             let user = try Auth.requireUser(c, ctx)
             let project = try Projects.require(c, owner: owner, name: name)
             try Permissions.requireEdit(c, user: user, project: project)
@@ -327,9 +335,12 @@ enum ProjectAPI {
                     try c.execute("INSERT INTO project_chroots (project_id, mock_chroot_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", [String(project.id), String(chID)])
                 }
             }
+            // A new retention limit applies at once to the builds already there.
+            let pruned = settings.keepBuilds != nil ? try Retention.prune(c, projectID: project.id) : []
             guard let p = try Projects.find(c, id: project.id) else { throw APIError(500, "Project vanished") }
-            return Projects.json(p, resultsBase: results)
+            return (Projects.json(p, resultsBase: results), pruned)
         }
+        Uploads.remove(paths: uploads, config: app.config)
         return jsonOK(json)
     }
 
@@ -403,10 +414,10 @@ enum ProjectAPI {
                     """
                     INSERT INTO projects (ownername, name, owner_user_id, owner_group_id, created_by, description, instructions, homepage, contact,
                         devel_mode, unlisted_on_hp, auto_prune, enable_net, bootstrap, bootstrap_image, isolation, module_hotfixes, appstream,
-                        follow_fedora_branching, multilib, fedora_review, repo_priority, additional_repos, runtime_dependencies, forked_from_id)
+                        follow_fedora_branching, multilib, fedora_review, repo_priority, keep_builds, additional_repos, runtime_dependencies, forked_from_id)
                     SELECT $1, $2, $3, $4, $5, description, instructions, homepage, contact, devel_mode, unlisted_on_hp, auto_prune, enable_net,
                         bootstrap, bootstrap_image, isolation, module_hotfixes, appstream, follow_fedora_branching, multilib, fedora_review,
-                        repo_priority, additional_repos, runtime_dependencies, id FROM projects WHERE id = $6
+                        repo_priority, keep_builds, additional_repos, runtime_dependencies, id FROM projects WHERE id = $6
                     RETURNING id
                     """,
                     [newOwner, newName, ownerUser.map(String.init), ownerGroup.map(String.init), String(user.id), String(source.id)]

@@ -207,6 +207,15 @@ enum Schema {
                 UPDATE builds SET submitted_epoch = extract(epoch from submitted_on)::bigint WHERE submitted_epoch IS NULL;
                 ALTER TABLE builds ALTER COLUMN submitted_epoch SET NOT NULL;
                 """
-        )
+        ),
+        PGMigration(
+            version: 3,
+            name: "build retention",
+            sql: """
+                -- Retention (decision 0006): keep the newest N succeeded builds of each package; NULL keeps everything.
+                ALTER TABLE projects ADD COLUMN keep_builds integer CHECK (keep_builds IS NULL OR keep_builds BETWEEN 1 AND 1000);
+                CREATE INDEX builds_retention_idx ON builds (project_id, package_id, id DESC) WHERE package_id IS NOT NULL;
+                """
+        ),
     ]
 }

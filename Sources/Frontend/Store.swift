@@ -65,7 +65,7 @@ enum Projects {
     static let columns = """
         p.id, p.ownername, p.name, p.owner_user_id, p.owner_group_id, p.description, p.instructions, p.homepage, p.contact,
         p.devel_mode, p.persistent, p.unlisted_on_hp, p.auto_prune, p.enable_net, p.bootstrap, p.bootstrap_image, p.isolation,
-        p.module_hotfixes, p.appstream, p.follow_fedora_branching, p.multilib, p.fedora_review, p.repo_priority, p.storage,
+        p.module_hotfixes, p.appstream, p.follow_fedora_branching, p.multilib, p.fedora_review, p.repo_priority, p.keep_builds, p.storage,
         extract(epoch from p.delete_after)::bigint AS delete_after,
         array_to_json(p.additional_repos)::text AS additional_repos,
         array_to_json(p.runtime_dependencies)::text AS runtime_dependencies,
@@ -146,6 +146,7 @@ enum Projects {
             "fedora_review": .bool(r["fedora_review"] == "t"),
             "repo_priority": JSON((try? r.optionalInt("repo_priority")) ?? nil),
             "delete_after_days": deleteAfterDays,
+            "keep_builds": JSON((try? r.optionalInt("keep_builds")) ?? nil),
             "additional_repos": JSON(jsonList(r.optionalString("additional_repos"))),
             "runtime_dependencies": JSON(jsonList(r.optionalString("runtime_dependencies"))),
             "packit_forge_projects_allowed": JSON(jsonList(r.optionalString("packit_forge_projects_allowed"))),

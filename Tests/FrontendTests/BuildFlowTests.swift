@@ -252,6 +252,51 @@ struct BuildFlowTests {
         await s.stop()
     }
 
+    /// The primary.xml named by the chroot's current repomd.xml (older metadata files stay for a grace period).
+    func currentPrimary(_ chrootDir: String) async throws -> String {
+        let repomd = try String(contentsOfFile: "\(chrootDir)/repodata/repomd.xml", encoding: .utf8)
+        guard let type = repomd.range(of: #"<data type="primary">"#),
+            let href = repomd.range(of: #"href=""#, range: type.upperBound..<repomd.endIndex),
+            let end = repomd.range(of: #"""#, range: href.upperBound..<repomd.endIndex)
+        else { throw SRPMFixture.Failure(description: "no primary in repomd.xml") }
+        let r = try await Command.run("/bin/zcat", ["\(chrootDir)/\(repomd[href.upperBound..<end.lowerBound])"])
+        return r.output
+    }
+
+    /// Retention end to end: with keep_builds = 1 the second successful build of a package deletes the first; the
+    /// Backend removes its directory and republishes the chroot without it.
+    @Test func retentionPrunesOldBuildsAndRepublishes() async throws {
+        let s = try await BuildStack()
+        let u = try await project(s, "ret")
+        #expect(try await s.frontend.send("POST", "/api_3/project/edit/\(u.user)/ret", json: #"{"keep_builds": 1}"#, auth: u).status == 200)
+        let chrootDir = "\(s.resultsDir)/\(u.user)/ret/fedora-39-x86_64"
+        let first = try await s.upload(u, project: "ret", srpm: try await SRPMFixture.make(name: "pruned", release: "1"))
+        #expect(try await s.wait(first, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
+        #expect(try await currentPrimary(chrootDir).contains(#"rel="1""#))
+        let second = try await s.upload(u, project: "ret", srpm: try await SRPMFixture.make(name: "pruned", release: "2"))
+        #expect(try await s.wait(second, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
+        #expect(try await s.frontend.get("/api_3/build/\(first)").status == 404)
+        let firstDir = "\(chrootDir)/\(String(format: "%08d-pruned", first))"
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        while FileManager.default.fileExists(atPath: firstDir), clock.now - t0 < .seconds(30) {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(!FileManager.default.fileExists(atPath: firstDir), "\(s.backendLog.suffix(3000))")
+        // The delete action republishes after removing the files: only release 2 is listed.
+        var primary = ""
+        while clock.now - t0 < .seconds(30) {
+            primary = try await currentPrimary(chrootDir)
+            if !primary.contains(#"rel="1""#) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(primary.contains(#"rel="2""#) && !primary.contains(#"rel="1""#), "\(primary)")
+        #expect(FileManager.default.fileExists(atPath: "\(chrootDir)/\(String(format: "%08d-pruned", second))"))
+        let done = try await s.frontend.sql("SELECT state FROM actions WHERE action_type = 'delete' AND ownername = $1", [u.user]).rows.map { $0["state"] ?? "" }
+        #expect(done == ["success"], "\(done)")
+        await s.stop()
+    }
+
     @Test func cancelWhileWaitingForABuilderAndWhileBuilding() async throws {
         // One builder: the first build occupies it, the second waits for a lease.
         let s = try await BuildStack(builders: 1)

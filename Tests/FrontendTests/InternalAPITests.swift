@@ -79,6 +79,76 @@ struct InternalAPITests {
         await h.stop()
     }
 
+    /// Drives one chroot task to a final state the way a worker does (claim, then one final update).
+    func finish(_ h: FrontendHarness, build id: Int, chroot: String, package: String, state: String) async throws {
+        let task = "\(id)-\(chroot)"
+        var r = try await h.send("POST", "/backend/claim", json: #"{"task_id": "\#(task)", "worker_id": "w1"}"#, headers: [secret])
+        #expect(r.json?["claimed"] as? Bool == true, "\(r.body)")
+        let dir = resultDirName(buildID: id, packageName: package)
+        r = try await h.send(
+            "POST", "/backend/update",
+            json: #"{"update_id": "fin-\#(task)", "task_id": "\#(task)", "state": "\#(state)", "result_dir": "\#(dir)"}"#, headers: [secret])
+        #expect(r.json?["applied"] as? Bool == true, "\(r.body)")
+    }
+
+    func buildIDs(_ h: FrontendHarness, project: String) async throws -> [Int] {
+        try await h.sql("SELECT b.id FROM builds b JOIN projects p ON p.id = b.project_id WHERE p.name = $1 ORDER BY b.id", [project]).rows.map { try $0.int("id") }
+    }
+
+    /// Retention: `keep_builds = N` keeps the newest N succeeded builds of a package and every build newer than the
+    /// oldest of them; older finished builds are deleted with a delete action for their result dirs.
+    @Test func retentionKeepsTheNewestSucceededBuildsPerPackage() async throws {
+        let h = try await FrontendHarness()
+        let u = try await h.makeUser("ret")
+        var r = try await h.send("POST", "/api_3/project/add/ret", json: #"{"name": "keep", "chroots": ["fedora-39-x86_64"], "keep_builds": 2}"#, auth: u)
+        #expect(r.status == 200, "\(r.body)")
+        #expect(r.json?["keep_builds"] as? Int == 2)
+        // Bad values are refused and change nothing.
+        for bad in ["-1", "1001", #""many""#] {
+            r = try await h.send("POST", "/api_3/project/edit/ret/keep", json: #"{"keep_builds": \#(bad)}"#, auth: u)
+            #expect(r.status == 400, "\(bad): \(r.body)")
+            #expect(r.json?["error"] as? String != nil)
+        }
+        #expect(try await h.get("/api_3/project?ownername=ret&projectname=keep").json?["keep_builds"] as? Int == 2)
+
+        let chroot = "fedora-39-x86_64"
+        var ids: [Int] = []
+        for _ in 0..<2 {
+            let id = try await upload(h, u, project: "keep", name: "kept")
+            try await finish(h, build: id, chroot: chroot, package: "kept", state: "succeeded")
+            ids.append(id)
+        }
+        // Another package in the same project is counted on its own.
+        let other = try await upload(h, u, project: "keep", name: "other")
+        try await finish(h, build: other, chroot: chroot, package: "other", state: "succeeded")
+        #expect(try await buildIDs(h, project: "keep") == ids + [other])
+        // A failed rebuild deletes nothing; the next success pushes the oldest succeeded build out.
+        let failed = try await upload(h, u, project: "keep", name: "kept")
+        try await finish(h, build: failed, chroot: chroot, package: "kept", state: "failed")
+        #expect(try await buildIDs(h, project: "keep") == ids + [other, failed])
+        // A build still running is never pruned, and is not counted.
+        let running = try await upload(h, u, project: "keep", name: "kept")
+        let newest = try await upload(h, u, project: "keep", name: "kept")
+        try await finish(h, build: newest, chroot: chroot, package: "kept", state: "succeeded")
+        #expect(try await buildIDs(h, project: "keep") == [ids[1], other, failed, running, newest])
+        #expect(try await h.get("/api_3/build/\(ids[0])").status == 404)
+        let actions = try await h.sql("SELECT data FROM actions WHERE action_type = 'delete' AND ownername = 'ret' ORDER BY id").rows.map { $0["data"] ?? "" }
+        #expect(actions.count == 1)
+        #expect(actions.first?.contains(resultDirName(buildID: ids[0], packageName: "kept")) == true, "\(actions)")
+        #expect(actions.first?.contains(#""object_type":"builds""#) == true, "\(actions)")
+
+        // Lowering the limit prunes at once: only the newest succeeded build and what is newer than it stay.
+        r = try await h.send("POST", "/api_3/project/edit/ret/keep", json: #"{"keep_builds": 1}"#, auth: u)
+        #expect(r.status == 200, "\(r.body)")
+        #expect(try await buildIDs(h, project: "keep") == [other, running, newest])
+        // 0 (or null) turns retention off.
+        r = try await h.send("POST", "/api_3/project/edit/ret/keep", json: #"{"keep_builds": 0}"#, auth: u)
+        #expect(r.json?["keep_builds"] is NSNull, "\(r.body)")
+        try await finish(h, build: running, chroot: chroot, package: "kept", state: "succeeded")
+        #expect(try await buildIDs(h, project: "keep") == [other, running, newest])
+        await h.stop()
+    }
+
     @Test func cancelWhileClaimedCreatesACancelRequest() async throws {
         let h = try await FrontendHarness()
         let u = try await h.makeUser("lee")
