@@ -39,7 +39,8 @@ struct ActionRunner: Sendable {
                 else { return false }
                 let path = "\(self.results)/\(owner)/\(dir)/\(chroot)"
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-                _ = try await self.context.publisher.publish(directory: path)
+                // An explicit request (regenerate-repos, a new chroot): read every package again, trust no index.
+                _ = try await self.context.publisher.publish(directory: path, fullRebuild: true)
                 if let project = action["projectname"]?.stringValue, isSafeComponent(project) {
                     try? await publishPublicKey(self.context, owner: owner, project: project)
                 }

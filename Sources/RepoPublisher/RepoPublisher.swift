@@ -26,7 +26,11 @@ public actor RepoPublisher {
     }
 
     /// Brings `directory/repodata` up to date with the `.rpm` files below `directory`.
-    public func publish(directory: String) async throws(RepoPublisherError) -> PublishResult {
+    ///
+    /// - Parameter fullRebuild: read and render every package again and rewrite the index (the
+    ///   `regenerate-repos` action; for an index an operator no longer trusts). Coalesced with concurrent calls:
+    ///   the batch's one write is a full rebuild if any caller in it asked for one.
+    public func publish(directory: String, fullRebuild: Bool = false) async throws(RepoPublisherError) -> PublishResult {
         let key = Self.canonicalPath(directory)
         let worker: DirectoryWorker
         if let existing = self.workers[key] {
@@ -39,7 +43,7 @@ public actor RepoPublisher {
             self.workers[key] = worker
         }
         self.touch(key)
-        return try await worker.publish()
+        return try await worker.publish(fullRebuild: fullRebuild)
     }
 
     /// Waits until every directory has finished its writes, including the index saves that follow the
@@ -77,6 +81,7 @@ final class DirectoryWorker: Sendable {
     private struct State {
         var running = false
         var waiting: [CheckedContinuation<PublishResult, any Error>] = []
+        var fullRebuild = false
     }
 
     private let queue: DispatchQueue
@@ -100,11 +105,12 @@ final class DirectoryWorker: Sendable {
         }
     }
 
-    func publish() async throws(RepoPublisherError) -> PublishResult {
+    func publish(fullRebuild: Bool = false) async throws(RepoPublisherError) -> PublishResult {
         do {
             return try await withCheckedThrowingContinuation { continuation in
                 let start = self.state.withLock { state -> Bool in
                     state.waiting.append(continuation)
+                    state.fullRebuild = state.fullRebuild || fullRebuild
                     if state.running { return false }
                     state.running = true
                     return true
@@ -123,19 +129,21 @@ final class DirectoryWorker: Sendable {
     /// Runs on `queue`: one write per batch of waiting callers until nobody waits.
     private func drain() {
         while true {
-            let batch = self.state.withLock { state -> [CheckedContinuation<PublishResult, any Error>]? in
+            let next = self.state.withLock { state -> (batch: [CheckedContinuation<PublishResult, any Error>], full: Bool)? in
                 if state.waiting.isEmpty {
                     state.running = false
                     return nil
                 }
                 let batch = state.waiting
+                let full = state.fullRebuild
                 state.waiting = []
-                return batch
+                state.fullRebuild = false
+                return (batch, full)
             }
-            guard let batch else { return }
+            guard let (batch, full) = next else { return }
             let result: Result<PublishResult, any Error>
             do {
-                var published = try self.engine.engine.publish(fullRebuild: false, deferIndexSave: true)
+                var published = try self.engine.engine.publish(fullRebuild: full, deferIndexSave: true)
                 published.coalescedRequests = batch.count
                 result = .success(published)
             } catch {

@@ -294,6 +294,16 @@ struct BuildFlowTests {
         #expect(FileManager.default.fileExists(atPath: "\(chrootDir)/\(String(format: "%08d-pruned", second))"))
         let done = try await s.frontend.sql("SELECT state FROM actions WHERE action_type = 'delete' AND ownername = $1", [u.user]).rows.map { $0["state"] ?? "" }
         #expect(done == ["success"], "\(done)")
+        // regenerate-repos rebuilds the chroot's metadata from the packages, even with the repodata and its index gone.
+        try FileManager.default.removeItem(atPath: "\(chrootDir)/repodata")
+        try FileManager.default.removeItem(atPath: "\(chrootDir)/.koper-repodata")
+        #expect(try await s.frontend.send("PUT", "/api_3/project/regenerate-repos/\(u.user)/ret", auth: u).status == 200)
+        let t1 = clock.now
+        while !FileManager.default.fileExists(atPath: "\(chrootDir)/repodata/repomd.xml"), clock.now - t1 < .seconds(30) {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        primary = try await currentPrimary(chrootDir)
+        #expect(primary.contains(#"rel="2""#) && primary.contains(#"<package type="rpm">"#), "\(primary)")
         await s.stop()
     }
 
