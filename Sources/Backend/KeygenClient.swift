@@ -61,10 +61,17 @@ struct KeygenClient: Sendable {
         return try await self.retrying("pubkey") { try await self.call("GET", self.path(owner, project, "pubkey.gpg"), body: nil) }
     }
 
-    /// A binary detached v4 signature over `bytes` (an RPM's main header) by the project's key.
+    /// A binary detached v4 signature over `bytes` (an RPM's main header) by the project's key. A project without
+    /// a key (made while Keygen was unreachable, or by a Frontend without Keygen) gets one here: ensure, then sign.
     func sign(owner: String, project: String, bytes: [UInt8]) async throws -> [UInt8] {
-        try await self.retrying("sign") {
-            try await self.call("POST", self.path(owner, project, "sign?digest=sha256"), body: bytes, contentType: "application/octet-stream")
+        let url = self.path(owner, project, "sign?digest=sha256")
+        return try await self.retrying("sign") {
+            do {
+                return try await self.call("POST", url, body: bytes, contentType: "application/octet-stream")
+            } catch let f as Failure where f.status == 404 {
+                try await self.ensure(owner: owner, project: project)
+                return try await self.call("POST", url, body: bytes, contentType: "application/octet-stream")
+            }
         }
     }
 }

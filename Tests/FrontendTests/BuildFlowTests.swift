@@ -165,6 +165,92 @@ func slowSRPM(name: String, seconds: Int) async throws -> String {
     return "\(dir)/\(f)"
 }
 
+/// A real `koper-keygen` process (RSA-2048 keys to keep the test short; the key size changes nothing here).
+final class KeygenProcess: @unchecked Sendable {
+    let process = Process()
+    let root: String
+    let secret = "flow-keygen-secret"
+    private(set) var url = ""
+
+    init() throws {
+        self.root = try makeTemporaryDirectory(prefix: "koper-kg")
+    }
+
+    static func start() async throws -> KeygenProcess {
+        let k = try KeygenProcess()
+        let config: [String: Any] = [
+            "listen_host": "127.0.0.1", "listen_port": 0, "secret": k.secret, "gnupg_home": k.root + "/gnupg",
+            "key_type": "rsa2048", "pool_size": 1, "sign_domain": "example.net", "state_dir": k.root + "/state",
+            "port_file": k.root + "/port",
+        ]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: k.root + "/keygen.json"))
+        k.process.executableURL = URL(fileURLWithPath: BuildStack.binDir + "/koper-keygen")
+        k.process.arguments = ["serve", "--config", k.root + "/keygen.json"]
+        k.process.standardOutput = FileHandle.nullDevice
+        k.process.standardError = FileHandle.nullDevice
+        try k.process.run()
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        while clock.now - t0 < .seconds(60), k.process.isRunning {
+            if let port = (try? String(contentsOfFile: k.root + "/port", encoding: .utf8)).flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
+                k.url = "http://127.0.0.1:\(port)"
+                return k
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        await k.stop()
+        throw SRPMFixture.Failure(description: "koper-keygen did not start")
+    }
+
+    func stop() async {
+        if self.process.isRunning { kill(self.process.processIdentifier, SIGTERM) }
+        for _ in 0..<100 where self.process.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
+        if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
+        _ = try? await Command.run("/usr/bin/gpgconf", ["--homedir", self.root + "/gnupg", "--kill", "gpg-agent"], timeout: 30)
+    }
+}
+
+/// An SRPM with a subpackage (two binary RPMs per build).
+func twoPackageSRPM(name: String) async throws -> String {
+    let dir = try makeTemporaryDirectory(prefix: "koper-srpm")
+    let spec = """
+        Name: \(name)
+        Version: 2.0
+        Release: 1
+        Summary: signed
+        License: MIT
+        BuildArch: noarch
+        AutoReqProv: no
+
+        %description
+        Signed.
+
+        %package extra
+        Summary: the subpackage
+
+        %description extra
+        Extra.
+
+        %install
+        mkdir -p %{buildroot}/usr/share/\(name)
+        echo main > %{buildroot}/usr/share/\(name)/main
+        echo extra > %{buildroot}/usr/share/\(name)/extra
+
+        %files
+        /usr/share/\(name)/main
+
+        %files extra
+        /usr/share/\(name)/extra
+
+        """
+    try spec.write(toFile: "\(dir)/\(name).spec", atomically: true, encoding: .utf8)
+    let r = try await Command.run("/usr/bin/rpmbuild", ["-bs", "--define", "_topdir \(dir)/top", "--define", "_srcrpmdir \(dir)", "\(dir)/\(name).spec"], environment: ["HOME": dir])
+    guard r.status == 0, let f = try FileManager.default.contentsOfDirectory(atPath: dir).first(where: { $0.hasSuffix(".src.rpm") }) else {
+        throw SRPMFixture.Failure(description: "rpmbuild -bs failed: \(r.output)")
+    }
+    return "\(dir)/\(f)"
+}
+
 @Suite(.serialized, .enabled(if: BuildStack.available || requireIntegration))
 struct BuildFlowTests {
     func project(_ s: BuildStack, _ name: String) async throws -> FrontendHarness.Credentials {
@@ -305,6 +391,71 @@ struct BuildFlowTests {
         primary = try await currentPrimary(chrootDir)
         #expect(primary.contains(#"rel="2""#) && primary.contains(#"<package type="rpm">"#), "\(primary)")
         await s.stop()
+    }
+
+    /// The whole user path with signing: the Backend signs every RPM through a real Keygen before publishing;
+    /// `rpmkeys --checksig -v` (an rpmdb made for the test, holding the published pubkey.gpg) shows a valid
+    /// `Header V4 RSA/SHA256` signature on every published RPM, and `dnf copr enable` + `dnf install` with
+    /// gpgcheck=1 installs both packages (dnf imports the project key from the .repo file's gpgkey=).
+    @Test(.enabled(if: dnfAvailable || requireIntegration))
+    func signedBuildIsPublishedAndInstallsWithGpgcheck() async throws {
+        let keygen = try await KeygenProcess.start()
+        let s = try await BuildStack(extraConfig: ["keygen_url": keygen.url, "keygen_secret": keygen.secret])
+        let u = try await project(s, "signed")
+        let id = try await s.upload(u, project: "signed", srpm: try await twoPackageSRPM(name: "signedpkg"))
+        #expect(try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(90)) == "succeeded", "\(s.backendLog.suffix(3000))")
+        let projectDir = "\(s.resultsDir)/\(u.user)/signed"
+        let buildDir = "\(projectDir)/fedora-39-x86_64/\(String(format: "%08d-signedpkg", id))"
+        let rpms = try FileManager.default.contentsOfDirectory(atPath: buildDir).filter { $0.hasSuffix(".rpm") }.sorted()
+        #expect(rpms.count == 3, "\(rpms)")  // two binary RPMs and the SRPM
+
+        let db = try makeTemporaryDirectory(prefix: "koper-rpmdb")
+        // Before the key is known the signature is there but cannot be checked (NOKEY): it was not skipped.
+        var r = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", "\(buildDir)/\(rpms[0])"])
+        #expect(r.output.contains("Header V4 RSA/SHA256 Signature") && r.output.contains("NOKEY"), "\(r)")
+        r = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--import", "\(projectDir)/pubkey.gpg"])
+        #expect(r.status == 0, "\(r)")
+        for rpm in rpms {
+            r = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", "\(buildDir)/\(rpm)"])
+            #expect(r.status == 0, "\(rpm): \(r)")
+            #expect(r.output.range(of: #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#, options: .regularExpression) != nil, "\(rpm): \(r.output)")
+            #expect(!r.output.contains("BAD") && !r.output.contains("NOKEY"), "\(rpm): \(r.output)")
+        }
+
+        // The operator command `koper-backend sign --config backend.json --project O/P RPM...` re-signs in place
+        // through the Keygen named in the backend's config: an unsigned RPM comes out valid.
+        let loose = try makeTemporaryDirectory(prefix: "koper-resign")
+        let unsigned = "\(loose)/unsigned.src.rpm"
+        try FileManager.default.copyItem(atPath: try await SRPMFixture.make(name: "resigned"), toPath: unsigned)
+        r = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", unsigned])
+        #expect(!r.output.contains("Signature"), "\(r.output)")
+        r = try await Command.run(BuildStack.binDir + "/koper-backend", ["sign", "--config", s.configPath, "--project", "\(u.user)/signed", unsigned])
+        #expect(r.status == 0, "\(r)")
+        r = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", unsigned])
+        #expect(r.output.range(of: #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#, options: .regularExpression) != nil, "\(r.output)")
+        // `koper-backend createrepo DIR` (no config) writes the same metadata as the service did.
+        let copy = "\(loose)/chroot"
+        try FileManager.default.copyItem(atPath: "\(projectDir)/fedora-39-x86_64", toPath: copy)
+        try FileManager.default.removeItem(atPath: "\(copy)/repodata")
+        try FileManager.default.removeItem(atPath: "\(copy)/.koper-repodata")
+        r = try await Command.run(BuildStack.binDir + "/koper-backend", ["createrepo", copy])
+        #expect(r.status == 0, "\(r)")
+        let servicePrimary = try await currentPrimary("\(projectDir)/fedora-39-x86_64")
+        #expect(try await currentPrimary(copy) == servicePrimary)
+        #expect(servicePrimary.contains("signedpkg-extra"))
+
+        let box = try DnfBox.make(gpgcheck: true)
+        r = try await box.run(["copr", "enable", "--hub", s.frontend.url, "\(u.user)/signed", "fedora-39-x86_64"])
+        #expect(r.status == 0, "\(r)")
+        r = try await box.run(["--releasever=39", "install", "signedpkg", "signedpkg-extra"])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.output.contains("Importing GPG key") && r.output.contains("Key imported successfully"), "\(r.output)")
+        #expect(r.output.contains("Complete!"), "\(r.output)")
+        // Debian's rpm keeps its database under $HOME (_dbpath ~/.rpmdb): query with dnf's HOME.
+        r = try await Command.run("/usr/bin/rpm", ["--root", box.root, "-q", "signedpkg", "signedpkg-extra"], environment: ["HOME": box.dir])
+        #expect(r.status == 0 && r.output.contains("signedpkg-2.0-1") && r.output.contains("signedpkg-extra-2.0-1"), "\(r)")
+        await s.stop()
+        await keygen.stop()
     }
 
     @Test func cancelWhileWaitingForABuilderAndWhileBuilding() async throws {

@@ -7,17 +7,15 @@ import TestSupport
 let dnfAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/dnf")
     && FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/dnf-plugins/copr.py")
 
-/// `dnf copr enable --hub URL OWNER/PROJECT CHROOT` against the Frontend, with dnf kept out of the host
-/// (copr-protocol.md §9): private reposdir/cache/persistdir/pluginconfpath, only the copr plugin loaded.
-@Suite(.serialized, .enabled(if: dnfAvailable || requireIntegration))
-struct DnfCoprTests {
-    struct DnfBox {
-        let dir: String
-        let conf: String
-        let reposdir: String
-    }
+/// A dnf kept out of the host (copr-protocol.md §9): private reposdir/cache/persistdir/pluginconfpath and
+/// installroot, only the copr plugin loaded.
+struct DnfBox {
+    let dir: String
+    let conf: String
+    let reposdir: String
+    var root: String { "\(self.dir)/root" }
 
-    func makeBox() throws -> DnfBox {
+    static func make(gpgcheck: Bool = false) throws -> DnfBox {
         let dir = try makeTemporaryDirectory(prefix: "koper-dnf")
         let fm = FileManager.default
         for sub in ["repos", "cache", "persist", "log", "plugins/copr.d", "vars", "root"] {
@@ -32,21 +30,26 @@ struct DnfCoprTests {
             logdir=\(dir)/log
             pluginconfpath=\(dir)/plugins
             varsdir=\(dir)/vars
-
+            \(gpgcheck ? "gpgcheck=1\nlocalpkg_gpgcheck=0\ninstall_weak_deps=False\n" : "")
             """
         try conf.write(toFile: "\(dir)/dnf.conf", atomically: true, encoding: .utf8)
         return DnfBox(dir: dir, conf: "\(dir)/dnf.conf", reposdir: "\(dir)/repos")
     }
 
-    func dnf(_ box: DnfBox, _ args: [String]) async throws -> Command.Result {
+    func run(_ args: [String]) async throws -> Command.Result {
         try await Command.run(
             "/usr/bin/dnf",
-            ["-c", box.conf, "--installroot", "\(box.dir)/root", "--disableplugin=*", "--enableplugin=copr", "-y"] + args,
-            environment: ["HOME": box.dir],
+            ["-c", self.conf, "--installroot", self.root, "--disableplugin=*", "--enableplugin=copr", "-y"] + args,
+            environment: ["HOME": self.dir],
             timeout: 120
         )
     }
+}
 
+/// `dnf copr enable --hub URL OWNER/PROJECT CHROOT` against the Frontend, with dnf kept out of the host
+/// (copr-protocol.md §9): private reposdir/cache/persistdir/pluginconfpath, only the copr plugin loaded.
+@Suite(.serialized, .enabled(if: dnfAvailable || requireIntegration))
+struct DnfCoprTests {
     @Test func enableWritesRepoFileWithTheRightID() async throws {
         let h = try await FrontendHarness()
         let alice = try await h.makeUser("alice")
@@ -59,8 +62,8 @@ struct DnfCoprTests {
             #expect(r.status == 200, "\(r.body)")
         }
 
-        let box = try makeBox()
-        var r = try await dnf(box, ["copr", "enable", "--hub", h.url, "alice/tools", "fedora-39-x86_64"])
+        let box = try DnfBox.make()
+        var r = try await box.run(["copr", "enable", "--hub", h.url, "alice/tools", "fedora-39-x86_64"])
         #expect(r.status == 0, "\(r)")
         let file = "\(box.reposdir)/_copr:127.0.0.1:alice:tools.repo"
         let text = try String(contentsOfFile: file, encoding: .utf8)
@@ -70,7 +73,7 @@ struct DnfCoprTests {
         #expect(text.contains("gpgcheck=1\n"))
 
         // A group project: the id spells the owner group_team, the name keeps @team.
-        r = try await dnf(box, ["copr", "enable", "--hub", h.url, "@team/shared", "epel-9-x86_64"])
+        r = try await box.run(["copr", "enable", "--hub", h.url, "@team/shared", "epel-9-x86_64"])
         #expect(r.status == 0, "\(r)")
         let gtext = try String(contentsOfFile: "\(box.reposdir)/_copr:127.0.0.1:group_team:shared.repo", encoding: .utf8)
         #expect(gtext.hasPrefix("[copr:127.0.0.1:group_team:shared]\n"))
@@ -79,19 +82,19 @@ struct DnfCoprTests {
 
         // A chroot the project lacks: 404 with Copr-Error-Data, the plugin lists what exists and writes nothing.
         let before = try FileManager.default.contentsOfDirectory(atPath: box.reposdir).count
-        r = try await dnf(box, ["copr", "enable", "--hub", h.url, "alice/tools", "fedora-40-x86_64"])
+        r = try await box.run(["copr", "enable", "--hub", h.url, "alice/tools", "fedora-40-x86_64"])
         #expect(r.status != 0)
         #expect(r.output.contains("does not exist"), "\(r)")
         #expect(r.output.contains("fedora-39-x86_64"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: box.reposdir).count == before)
 
         // A missing project.
-        r = try await dnf(box, ["copr", "enable", "--hub", h.url, "alice/nothere", "fedora-39-x86_64"])
+        r = try await box.run(["copr", "enable", "--hub", h.url, "alice/nothere", "fedora-39-x86_64"])
         #expect(r.status != 0)
         #expect(r.output.contains("does not exist"))
 
         // `dnf copr list --available-by-user` reads /api_3/project/list.
-        r = try await dnf(box, ["copr", "list", "--hub", h.url, "--available-by-user=alice"])
+        r = try await box.run(["copr", "list", "--hub", h.url, "--available-by-user=alice"])
         #expect(r.status == 0, "\(r)")
         #expect(r.output.contains("alice/tools"))
         await h.stop()
