@@ -75,7 +75,8 @@ public struct GPGSignature: Sendable, Hashable {
 /// - Pinentry is in loopback mode with no passphrase callback, so an operation that would need a passphrase fails
 ///   instead of waiting for one; keys are made without a passphrase (`GPGME_CREATE_NOPASSWD`).
 /// - Every operation is bounded by `operationTimeout`: a watchdog cancels it (`gpgme_cancel_async`, gpgme's
-///   documented cross-thread call) and the context is replaced.
+///   documented cross-thread call), kills the gpg process gpgme started for this home (a blocked gpg would never
+///   let gpgme notice the cancel; `EngineProcesses`), and the context is replaced.
 /// - Offline: keylisting never goes to the network.
 /// - The gpg-agent keeps running after the keyring is gone; stop it with `gpgconf --homedir DIR --kill gpg-agent`.
 ///
@@ -84,6 +85,7 @@ public struct GPGSignature: Sendable, Hashable {
 /// `gpgme_cancel_async` while the queue is inside that operation.
 public final class GPGKeyring: @unchecked Sendable {
     public let homeDirectory: String
+    private let engineExecutable: String?
     /// gpgme's version, e.g. `"1.18.0"`.
     public let gpgmeVersion: String
     private let operationTimeout: Duration
@@ -111,7 +113,17 @@ public final class GPGKeyring: @unchecked Sendable {
     /// Opens the keyring in `homeDirectory` (created with mode 0700 if missing).
     ///
     /// Blocks briefly: gpgme runs `gpg --version` once per process to check the engine. Call it at startup.
-    public init(homeDirectory: String, operationTimeout: Duration = .seconds(300), logger: Logger) throws {
+    ///
+    /// - Parameter engineExecutable: the gpg program to run (absolute path); nil uses gpgme's default.
+    public init(
+        homeDirectory: String,
+        operationTimeout: Duration = .seconds(300),
+        engineExecutable: String? = nil,
+        logger: Logger
+    ) throws {
+        if let engineExecutable, !engineExecutable.hasPrefix("/") || engineExecutable.utf8.contains(0) {
+            throw GPGError(code: .invalidArgument, message: "the gpg program must be an absolute path")
+        }
         guard homeDirectory.hasPrefix("/"), !homeDirectory.utf8.contains(0) else {
             throw GPGError(code: .invalidArgument, message: "home directory must be an absolute path")
         }
@@ -137,6 +149,7 @@ public final class GPGKeyring: @unchecked Sendable {
             )
         }
         self.homeDirectory = homeDirectory
+        self.engineExecutable = engineExecutable
         self.gpgmeVersion = version
         self.operationTimeout = operationTimeout
         self.logger = logger
@@ -414,6 +427,9 @@ public final class GPGKeyring: @unchecked Sendable {
             state.fired = generation
             _ = gpgme_cancel_async(ctx.handle)
         }
+        // A blocked gpg never wakes gpgme's loop up to see the cancel: end it (its closed pipes end the operation).
+        let killed = EngineProcesses.kill(homeDirectory: self.homeDirectory)
+        self.logger.debug("GPG engine processes killed", metadata: ["gpg.processes": "\(killed)"])
     }
 
     /// The context, created on first use (and again after a timeout): OpenPGP, this home directory, loopback pinentry,
@@ -429,7 +445,7 @@ public final class GPGKeyring: @unchecked Sendable {
         do throws(GPGError) {
             try check(gpgme_set_protocol(ctx, GPGME_PROTOCOL_OpenPGP), "selecting OpenPGP", code: .engineUnavailable)
             try check(
-                gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, nil, self.homeDirectory),
+                gpgme_ctx_set_engine_info(ctx, GPGME_PROTOCOL_OpenPGP, self.engineExecutable, self.homeDirectory),
                 "setting the home directory",
                 code: .engineUnavailable
             )

@@ -182,21 +182,61 @@ private func expectGPGError(_ code: GPGError.Code, _ body: () async throws -> Vo
 
     @Test func slowOperationsHitTheTimeoutAndTheKeyringRecovers() async throws {
         try await withHome { home in
+            // A gpg that hangs (a wedged agent, a stuck disk) — made deterministic with a wrapper that sleeps before
+            // every real operation while a flag file exists; `--version` (gpgme's engine check) answers at once.
+            let wrapper = home + "/slow-gpg"
+            let flag = home + "/slow"
+            try """
+                #!/bin/sh
+                case "$*" in *--version*) exec /usr/bin/gpg "$@" ;; esac
+                [ -e '\(flag)' ] && exec /usr/bin/perl -e 'sleep 30' -- "$@"
+                exec /usr/bin/gpg "$@"
+
+                """.write(toFile: wrapper, atomically: true, encoding: .utf8)
+            chmod(wrapper, 0o755)
+            FileManager.default.createFile(atPath: flag, contents: nil)
             let keyring = try GPGKeyring(
-                homeDirectory: home,
-                // Suites run one at a time (deploy/koper-test): a key listing takes tens of milliseconds, an RSA-4096
-                // key generation far longer than this.
-                operationTimeout: .milliseconds(150),
-                logger: quietLogger()
+                homeDirectory: home, operationTimeout: .milliseconds(300), engineExecutable: wrapper, logger: quietLogger()
             )
             let clock = ContinuousClock()
-            let started = clock.now
-            await expectGPGError(.timeout) {
-                _ = try await keyring.generateKey(userID: copruid, algorithm: "rsa4096", expires: nil)
+            for operation in ["list", "generate"] {
+                let started = clock.now
+                await expectGPGError(.timeout) {
+                    if operation == "list" {
+                        _ = try await keyring.listKeys()
+                    } else {
+                        _ = try await keyring.generateKey(userID: copruid, algorithm: "rsa2048", expires: nil)
+                    }
+                }
+                let took = started.duration(to: clock.now)
+                #expect(took >= .milliseconds(300) && took < .seconds(10), "\(operation) took \(took)")
             }
-            #expect(started.duration(to: clock.now) < .seconds(10))
-            // A fresh context serves the next call.
-            _ = try await keyring.listKeys()
+            // Once gpg answers again, a fresh context serves the next call.
+            try FileManager.default.removeItem(atPath: flag)
+            #expect(try await keyring.listKeys().isEmpty)
+            await expectGPGError(.invalidArgument) {
+                _ = try GPGKeyring(homeDirectory: home, engineExecutable: "gpg", logger: quietLogger())
+            }
+        }
+    }
+
+    /// A frozen gpg-agent (SIGSTOP) blocks gpg without any I/O: the operation still ends at the timeout, and works
+    /// again once the agent runs.
+    @Test func aFrozenAgentCostsATimeoutNotAHang() async throws {
+        try await withKey { patient, fingerprint, home in
+            let impatient = try GPGKeyring(homeDirectory: home, operationTimeout: .milliseconds(500), logger: quietLogger())
+            let found = try await Command.run("/usr/bin/pgrep", ["-u", String(geteuid()), "-f", "gpg-agent.*--homedir \(home)"])
+            let agents = found.output.split(separator: "\n").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+            try #require(!agents.isEmpty, "no gpg-agent for \(home): \(found)")
+            for pid in agents { kill(pid, SIGSTOP) }
+            let clock = ContinuousClock()
+            let started = clock.now
+            await expectGPGError(.timeout) { _ = try await impatient.exportSecretKey(fingerprint: fingerprint) }
+            let took = started.duration(to: clock.now)
+            for pid in agents { kill(pid, SIGCONT) }
+            #expect(took < .seconds(10), "took \(took)")
+            #expect(try await impatient.exportSecretKey(fingerprint: fingerprint).count > 500)
+            #expect(try await patient.listKeys().count == 1)
         }
     }
 
