@@ -68,13 +68,22 @@ typealias RouteHandler = @Sendable (FrontendApp, RequestContext) async throws ->
 /// Swift task (decision 0001, "inline reads").
 typealias InlineRouteHandler = @Sendable (FrontendApp, RequestContext, PGConnection) throws -> HTTPResponse
 
+/// How an inline read is served: one closure on a pooled connection, or through a batcher that shares one
+/// statement among concurrent callers (decision 0007); `done` is called once, on a connection's queue.
+enum InlineRoute: Sendable {
+    case connection(InlineRouteHandler)
+    case batched(@Sendable (FrontendApp, RequestContext, _ done: @escaping @Sendable (Result<HTTPResponse, any Error>) -> Void) -> Void)
+}
+
 /// The Frontend's HTTP handler: API v3, .repo files, the internal /backend/ API, minimal web pages.
 final class FrontendApp: HTTPHandler {
     let config: FrontendConfig
     let db: PGPool
     let logger: Logger
     let router: Router<RouteHandler>
-    let inlineRouter: Router<InlineRouteHandler>
+    let inlineRouter: Router<InlineRoute>
+    /// `GET /api_3/build/ID`, the hottest read, batched: one statement for the builds asked for at once.
+    let buildReader: PGLookupBatcher<PGRow>
     let tasks: TaskSignal
     let http: HTTPClient
 
@@ -87,7 +96,8 @@ final class FrontendApp: HTTPHandler {
         var r = Router<RouteHandler>()
         Routes.register(&r)
         self.router = r
-        var inline = Router<InlineRouteHandler>()
+        self.buildReader = PGLookupBatcher(pool: db) { c, ids in try Builds.find(c, ids: ids) }
+        var inline = Router<InlineRoute>()
         Routes.registerInline(&inline)
         self.inlineRouter = inline
     }
@@ -102,12 +112,17 @@ final class FrontendApp: HTTPHandler {
         else { return false }
         let context = self.context(request, parameters: match.parameters)
         let isAPI = head.rawPath.hasPrefix("/api_3") || head.rawPath.hasPrefix("/backend")
-        let handler = match.value
-        self.db.withConnection({ c in try handler(self, context, c) }) { result in
+        let done: @Sendable (Result<HTTPResponse, any Error>) -> Void = { result in
             switch result {
             case .success(let response): respond(response)
             case .failure(let error): respond(self.response(for: error, path: head.rawPath, isAPI: isAPI))
             }
+        }
+        switch match.value {
+        case .connection(let handler):
+            self.db.withConnection({ c in try handler(self, context, c) }, completion: done)
+        case .batched(let handler):
+            handler(self, context, done)
         }
         return true
     }

@@ -21,9 +21,19 @@ enum BuildAPI {
         return jsonOK(["message": "It should be safe to submit a build like this"])
     }
 
-    static func get(_ app: FrontendApp, _ ctx: RequestContext, _ c: PGConnection) throws -> HTTPResponse {
-        let id = try buildID(ctx)
-        return jsonOK(try Builds.json(try Builds.require(c, id: id), resultsBase: app.config.resultsBase, publicBase: ctx.publicBase))
+    /// `GET /api_3/build/ID` through the build batcher (decision 0007).
+    static func get(_ app: FrontendApp, _ ctx: RequestContext, _ done: @escaping @Sendable (Result<HTTPResponse, any Error>) -> Void) {
+        let id: Int
+        do { id = try buildID(ctx) } catch { return done(.failure(error)) }
+        let results = app.config.resultsBase
+        let base = ctx.publicBase
+        app.buildReader.lookup(id) { row in
+            done(
+                Result {
+                    guard let row = try row.get() else { throw APIError.notFound("Build \(id) does not exist.") }
+                    return jsonOK(try Builds.json(row, resultsBase: results, publicBase: base))
+                })
+        }
     }
 
     static func list(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {

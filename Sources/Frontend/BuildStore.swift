@@ -18,6 +18,15 @@ enum Builds {
         try c.query("SELECT \(columns) \(from) WHERE b.id = $1", [String(id)]).first
     }
 
+    /// Many builds by id in one statement (the build batcher's fetch); rows keyed by id.
+    static func find(_ c: PGConnection, ids: [Int]) throws -> [Int: PGRow] {
+        let rows = try c.query("SELECT \(columns) \(from) WHERE b.id = ANY($1::bigint[])", ["{" + ids.map(String.init).joined(separator: ",") + "}"]).rows
+        var byID: [Int: PGRow] = [:]
+        byID.reserveCapacity(rows.count)
+        for row in rows { byID[try row.int("id")] = row }
+        return byID
+    }
+
     static func require(_ c: PGConnection, id: Int) throws -> PGRow {
         guard let row = try find(c, id: id) else { throw APIError.notFound("Build \(id) does not exist.") }
         return row

@@ -66,11 +66,11 @@ enum Routes {
     }
 
     /// Reads served on the server's inline path (one database closure, no Swift task). GET and HEAD only.
-    static func registerInline(_ r: inout Router<InlineRouteHandler>) {
+    static func registerInline(_ r: inout Router<InlineRoute>) {
         let get = ["GET"]
-        r.add(get, "/api_3/mock-chroots/list", ProjectAPI.mockChroots)
-        r.add(get, "/api_3/project", ProjectAPI.get)
-        r.add(get, "/api_3/build/built-packages/:id", BuildAPI.builtPackages)
-        r.add(get, "/api_3/build/:id", BuildAPI.get)
+        r.add(get, "/api_3/mock-chroots/list", .connection(ProjectAPI.mockChroots))
+        r.add(get, "/api_3/project", .connection(ProjectAPI.get))
+        r.add(get, "/api_3/build/built-packages/:id", .connection(BuildAPI.builtPackages))
+        r.add(get, "/api_3/build/:id", .batched(BuildAPI.get))
     }
 }

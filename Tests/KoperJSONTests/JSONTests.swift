@@ -29,7 +29,13 @@ import Testing
         #expect((try? JSONParser.parse(Array(deep.utf8), maxDepth: 128)) != nil)
     }
 
-    @Test func escapesControlCharacters() {
+    @Test func escapesControlCharacters() throws {
         #expect(JSON.string("a\u{1}b").text == #""a\u0001b""#)
+        // Escapes at the start, in the middle and at the end; unescaped runs (ASCII and UTF-8) copied around them.
+        #expect(JSON.string("\"q\\é\t\r\n\u{1f}").text == #""\"q\\é\t\r\n\u001f""#)
+        #expect(JSON.string("").text == #""""#)
+        #expect(JSON.string("plain ascii 😀").text == #""plain ascii 😀""#)
+        let tricky = "x\u{0}y\"\\z\u{7f}ü"
+        #expect(try JSONParser.parse(Array(JSON.string(tricky).text.utf8)).stringValue == tricky)
     }
 }
