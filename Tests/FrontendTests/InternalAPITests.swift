@@ -149,6 +149,52 @@ struct InternalAPITests {
         await h.stop()
     }
 
+    /// GET /api_3/build/ID is batched (decision 0007): many concurrent readers on keep-alive connections each get
+    /// their own build (or 404), and a state change is visible to the very next read.
+    @Test func concurrentBuildReadsGetTheirOwnBuild() async throws {
+        let h = try await FrontendHarness()
+        let u = try await h.makeUser("reader")
+        #expect(try await h.send("POST", "/api_3/project/add/reader", json: #"{"name": "r", "chroots": ["fedora-39-x86_64"]}"#, auth: u).status == 200)
+        var made: [Int] = []
+        for name in ["ra", "rb", "rc"] { made.append(try await upload(h, u, project: "r", name: name)) }
+        let ids = made
+        let names = Dictionary(uniqueKeysWithValues: zip(ids, ["ra", "rb", "rc"]))
+        let port = h.port
+        let failures = try await withThrowingTaskGroup(of: [String].self) { group in
+            for worker in 0..<16 {
+                group.addTask {
+                    try await TestHTTPClient.runBlocking {
+                        let client = try TestHTTPClient(port: port, timeout: .seconds(60))
+                        defer { client.close() }
+                        var bad: [String] = []
+                        for i in 0..<25 {
+                            let pick = (worker + i) % 4
+                            let id = pick < 3 ? ids[pick] : 999_999
+                            let r = try client.request(method: "GET", path: "/api_3/build/\(id)", headers: [("Host", "127.0.0.1")], body: nil)
+                            let json = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any]
+                            if pick < 3 {
+                                if r.status != 200 || json?["id"] as? Int != id || (json?["source_package"] as? [String: Any])?["name"] as? String != names[id] {
+                                    bad.append("\(id): \(r.status) \(r.bodyString)")
+                                }
+                            } else if r.status != 404 || json?["error"] as? String != "Build 999999 does not exist." {
+                                bad.append("missing: \(r.status) \(r.bodyString)")
+                            }
+                        }
+                        return bad
+                    }
+                }
+            }
+            var all: [String] = []
+            for try await f in group { all += f }
+            return all
+        }
+        #expect(failures.isEmpty, "\(failures.prefix(5))")
+        // A cancel is visible to the next read (nothing is cached between requests).
+        #expect(try await h.send("PUT", "/api_3/build/cancel/\(ids[0])", auth: u).status == 200)
+        #expect(try await h.get("/api_3/build/\(ids[0])").json?["state"] as? String == "canceled")
+        await h.stop()
+    }
+
     @Test func cancelWhileClaimedCreatesACancelRequest() async throws {
         let h = try await FrontendHarness()
         let u = try await h.makeUser("lee")
