@@ -105,6 +105,8 @@ let package = Package(
         ),
         /** zlib: gzip members in and out, bounded decompression (concatenated members supported). */
         .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
+        /** Whole-file replacement: temp file, fsync, rename, fsync of the directory (job records, key index, results). */
+        .target(name: "AtomicFile", swiftSettings: swiftSettings),
         /** libcurl: bounded HTTP client on its own serial queues (Backend → Frontend, builders → sources). */
         .target(name: "HTTPClient", dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         /** libssh: one session per serial queue; exec with bounded output and timeouts; atomic SFTP; pinned host keys. */
@@ -132,7 +134,7 @@ let package = Package(
             name: "Backend",
             dependencies: [
                 "HTTPCore", "HTTPServer", "HTTPClient", "StaticFiles", "Scheduling", "Tickets", "SSH", "Gzip", "KoperJSON",
-                "CoprModel", "RPMSign", "RepoPublisher",
+                "CoprModel", "RPMSign", "RepoPublisher", "AtomicFile",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -142,7 +144,7 @@ let package = Package(
         .executableTarget(
             name: "BuilderAgent",
             dependencies: [
-                "CoprModel", "RPM", "LibCrypto", "KoperJSON",
+                "CoprModel", "RPM", "LibCrypto", "KoperJSON", "AtomicFile",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -159,7 +161,7 @@ let package = Package(
         .executableTarget(
             name: "Keygen",
             dependencies: [
-                "GPG", "HTTPCore", "HTTPServer", "KoperJSON", "LibCrypto", "CoprModel", "RPMSign",
+                "GPG", "HTTPCore", "HTTPServer", "KoperJSON", "LibCrypto", "CoprModel", "RPMSign", "AtomicFile",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -172,6 +174,7 @@ let package = Package(
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
         .testTarget(name: "CoprModelTests", dependencies: ["CoprModel"]),
         .testTarget(name: "KoperJSONTests", dependencies: ["KoperJSON"]),
+        .testTarget(name: "AtomicFileTests", dependencies: ["AtomicFile"]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
         .testTarget(name: "RPMTests", dependencies: ["RPM"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),

@@ -47,8 +47,9 @@ struct ActionRunner: Sendable {
                 return true
             case "delete":
                 return try await self.delete(action, data)
+            case "fork":
+                return try await self.fork(data)
             default:
-                // Forks copy no results yet: the new project starts empty (its builds are made anew).
                 self.logger.notice("action not supported by this backend", metadata: ["action.type": "\(type)"])
                 return false
             }
@@ -56,6 +57,47 @@ struct ActionRunner: Sendable {
             self.logger.error("action failed", metadata: ["action.type": "\(type)", "error": "\(error)"])
             return false
         }
+    }
+
+    /// Copies the result directories of forked builds (`builds_map`: chroot → {source dir → fork dir}) into the
+    /// fork, re-signs their RPMs with the fork's key, then publishes the fork's chroots and public key. Each copy is
+    /// made in a temporary directory and renamed into place once signed, so a retried action skips what is done
+    /// and a reader never sees a half-copied or unsigned build.
+    func fork(_ data: JSON) async throws -> Bool {
+        guard let srcOwner = data["source_ownername"]?.stringValue, let srcDir = data["source_dirname"]?.stringValue,
+            let dstOwner = data["target_ownername"]?.stringValue, let dstDir = data["target_dirname"]?.stringValue,
+            [srcOwner, srcDir, dstOwner, dstDir].allSatisfy(isSafeComponent)
+        else { return false }
+        let map = data["builds_map"]?.objectValue ?? JSONObject()
+        let fm = FileManager.default
+        var ok = true
+        for (chroot, dirs) in map.pairs where isSafeComponent(chroot) {
+            let dstChroot = "\(self.results)/\(dstOwner)/\(dstDir)/\(chroot)"
+            try fm.createDirectory(atPath: dstChroot, withIntermediateDirectories: true)
+            for (old, new) in dirs.objectValue?.pairs ?? [] {
+                guard let new = new.stringValue, isSafeComponent(old), isSafeComponent(new) else { ok = false; continue }
+                let source = "\(self.results)/\(srcOwner)/\(srcDir)/\(chroot)/\(old)"
+                let target = "\(dstChroot)/\(new)"
+                if fm.fileExists(atPath: target) { continue }
+                guard fm.fileExists(atPath: source) else {
+                    self.logger.warning("forked build has no results to copy", metadata: ["chroot": "\(chroot)", "build.dir": "\(old)"])
+                    ok = false
+                    continue
+                }
+                // Outside the chroot directory: a publish of the chroot must not index unsigned copies.
+                let stagingRoot = "\(self.results)/\(dstOwner)/\(dstDir)/.fork-staging"
+                let staging = "\(stagingRoot)/\(chroot)-\(new)"
+                try? fm.removeItem(atPath: staging)
+                try fm.createDirectory(atPath: stagingRoot, withIntermediateDirectories: true)
+                try fm.copyItem(atPath: source, toPath: staging)
+                let rpms = ((try? fm.contentsOfDirectory(atPath: staging)) ?? []).filter { $0.hasSuffix(".rpm") }.sorted()
+                try await signRPMs(self.context, in: staging, names: rpms, owner: dstOwner, project: dstDir)
+                try fm.moveItem(atPath: staging, toPath: target)
+            }
+            _ = try await self.context.publisher.publish(directory: dstChroot)
+        }
+        try await publishPublicKey(self.context, owner: dstOwner, project: dstDir)
+        return ok
     }
 
     func delete(_ action: JSON, _ data: JSON) async throws -> Bool {

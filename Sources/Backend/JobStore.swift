@@ -1,3 +1,4 @@
+import AtomicFile
 import Foundation
 import KoperJSON
 
@@ -80,27 +81,11 @@ struct JobStore: Sendable {
 }
 
 /// Writes `bytes` to `path` so that a reader (or a crash) sees either the old or the new content.
+/// Replaces `path` atomically (AtomicFile); the Backend's errors carry no content.
 func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-    let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw BackendError("cannot write \(path)") }
-    var ok = true
-    bytes.withUnsafeBytes { raw in
-        var off = 0
-        while off < raw.count {
-            let n = write(fd, raw.baseAddress! + off, raw.count - off)
-            if n < 0 {
-                if errno == EINTR { continue }
-                ok = false
-                return
-            }
-            off += n
-        }
-    }
-    if ok { ok = fsync(fd) == 0 }
-    close(fd)
-    guard ok, rename(tmp, path) == 0 else {
-        unlink(tmp)
-        throw BackendError("cannot write \(path)")
+    do {
+        try AtomicFile.write(bytes, to: path)
+    } catch {
+        throw BackendError("\(error)")
     }
 }

@@ -294,13 +294,8 @@ struct Worker: Sendable {
     /// publishes unsigned RPMs), publishes `pubkey.gpg`, then updates the chroot's repodata.
     func signAndPublish() async throws {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: self.localResultDir)) ?? []).filter { $0.hasSuffix(".rpm") }.sorted()
-        if let keygen = self.context.keygen {
-            for name in names {
-                let path = "\(self.localResultDir)/\(name)"
-                let prepared = try await runBlocking { try RPMFileSigner.prepare(path: path) }
-                let signature = try await keygen.sign(owner: self.task.owner, project: self.task.project, bytes: prepared.mainHeader)
-                _ = try await runBlocking { try RPMFileSigner.finish(prepared, signaturePacket: signature) }
-            }
+        if self.context.keygen != nil {
+            try await signRPMs(self.context, in: self.localResultDir, names: names, owner: self.task.owner, project: self.task.project)
             self.appendBackendLog("signed \(names.count) package(s) with the key of \(self.task.owner)/\(self.task.project)")
             try await publishPublicKey(self.context, owner: self.task.owner, project: self.task.project)
         } else {
@@ -399,6 +394,18 @@ let blockingQueue = DispatchQueue(label: "koper.backend.blocking", attributes: .
 func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { c in
         blockingQueue.async { c.resume(with: Result { try body() }) }
+    }
+}
+
+/// Signs `names` (RPM files in `dir`) in place with the key of OWNER/PROJECT through Keygen; waits while Keygen is
+/// down. Nothing to do without a Keygen.
+func signRPMs(_ context: BackendContext, in dir: String, names: [String], owner: String, project: String) async throws {
+    guard let keygen = context.keygen else { return }
+    for name in names {
+        let path = "\(dir)/\(name)"
+        let prepared = try await runBlocking { try RPMFileSigner.prepare(path: path) }
+        let signature = try await keygen.sign(owner: owner, project: project, bytes: prepared.mainHeader)
+        _ = try await runBlocking { try RPMFileSigner.finish(prepared, signaturePacket: signature) }
     }
 }
 

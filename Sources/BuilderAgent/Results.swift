@@ -1,3 +1,4 @@
+import AtomicFile
 import CoprModel
 import Glibc
 import KoperJSON
@@ -59,7 +60,7 @@ enum Results {
             throw .infrastructure("cannot open \(path): \(String(cString: strerror(errno)))")
         }
         defer { _ = close(fd) }
-        let hasher = SHA256Hasher()
+        let hasher = DigestHasher(.sha256)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -125,7 +126,7 @@ enum Results {
             throw .infrastructure("cannot create \(destination): \(String(cString: strerror(errno)))")
         }
         defer { _ = close(output) }
-        let hasher = SHA256Hasher()
+        let hasher = DigestHasher(.sha256)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
@@ -170,18 +171,10 @@ enum Results {
 
     /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws(BuilderError) {
-        let temporary = path + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else {
-            throw .infrastructure("cannot create \(temporary): \(String(cString: strerror(errno)))")
-        }
-        LiveLog.writeAll(fd, bytes)
-        let synced = fsync(fd) == 0
-        _ = close(fd)
-        guard synced, rename(temporary, path) == 0 else {
-            let message = String(cString: strerror(errno))
-            _ = unlink(temporary)
-            throw .infrastructure("cannot write \(path): \(message)")
+        do {
+            try AtomicFile.write(bytes, to: path)
+        } catch {
+            throw .infrastructure("\(error)")
         }
     }
 

@@ -439,9 +439,15 @@ enum ProjectAPI {
                 """,
                 [String(target), String(source.id)]
             )
+            let buildsMap = try ForkBuilds.copy(c, source: source, targetID: target, targetOwner: newOwner, targetName: newName, submitter: user)
             try Actions.enqueue(
                 c, type: "fork", owner: newOwner, project: newName,
-                data: ["source": .string(source.fullName), "target": .string("\(newOwner)/\(newName)")]
+                data: [
+                    "source": .string(source.fullName), "target": .string("\(newOwner)/\(newName)"),
+                    "source_ownername": .string(source.ownername), "source_dirname": .string(source.name),
+                    "target_ownername": .string(newOwner), "target_dirname": .string(newName),
+                    "builds_map": .object(buildsMap),
+                ]
             )
             guard let p = try Projects.find(c, id: target) else { throw APIError(500, "Project vanished") }
             return Projects.json(p, resultsBase: results)

@@ -5,9 +5,10 @@ import Postgres
 /// succeeded builds and every build newer than the oldest of those; finished builds older than that are deleted
 /// like `copr-cli delete-build` does (rows go now, the Backend removes the files and republishes the chroots).
 /// So a failed rebuild never costs the repository its last good build, and running builds are never touched.
-/// Persistent projects are never pruned (their builds cannot be deleted at all).
+/// Persistent projects are never pruned (their builds cannot be deleted at all). A forked build counts as a
+/// succeeded one (it is a copy of one).
 enum Retention {
-    static let finalStates = "'succeeded', 'failed', 'canceled', 'skipped'"
+    static let finalStates = "'succeeded', 'forked', 'failed', 'canceled', 'skipped'"
 
     /// Prunes one package (after one of its builds succeeded) or, with `packageID` nil, every package of the
     /// project (after `keep_builds` was lowered). Returns the stored uploads to remove after commit.
@@ -29,7 +30,7 @@ enum Retention {
             let rows = try c.query(
                 """
                 WITH oldest_kept AS (
-                    SELECT id FROM builds WHERE project_id = $1 AND package_id = $2 AND state = 'succeeded'
+                    SELECT id FROM builds WHERE project_id = $1 AND package_id = $2 AND state IN ('succeeded', 'forked')
                     ORDER BY id DESC OFFSET $3 LIMIT 1
                 )
                 SELECT b.id, b.project_id, b.state, b.srpm_path, b.project_dirname, p.ownername, p.name

@@ -217,5 +217,14 @@ enum Schema {
                 CREATE INDEX builds_retention_idx ON builds (project_id, package_id, id DESC) WHERE package_id IS NOT NULL;
                 """
         ),
+        PGMigration(
+            version: 4,
+            name: "forked builds",
+            sql: """
+                -- A forked build names the build it copies (forking again with --confirm skips what is there).
+                ALTER TABLE builds ADD COLUMN forked_from_id bigint REFERENCES builds(id) ON DELETE SET NULL;
+                CREATE INDEX builds_forked_from_idx ON builds (forked_from_id) WHERE forked_from_id IS NOT NULL;
+                """
+        ),
     ]
 }

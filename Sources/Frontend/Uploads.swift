@@ -55,7 +55,7 @@ enum Uploads {
         var parser = MultipartParser(boundary: boundary, maxParts: 8)
         var output: Int32 = -1
         defer { if output >= 0 { close(output) } }
-        let hasher = SHA256Hasher()
+        let hasher = DigestHasher(.sha256)
         var current: String? = nil
         var filename: String? = nil
         var pkgsSeen = 0

@@ -1,3 +1,4 @@
+import AtomicFile
 import Foundation
 import KoperJSON
 
@@ -103,34 +104,11 @@ struct KeyIndex: Sendable, Equatable {
     }
 }
 
-/// Temp file in the same directory, fsync, rename over `path`, fsync of the directory.
+/// Replaces `path` atomically (AtomicFile: temp file, fsync, rename, fsync of the directory).
 func writeFileAtomically(_ bytes: [UInt8], to path: String, mode: mode_t) throws(KeygenError) {
-    let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-    guard fd >= 0 else { throw KeygenError(.unavailable, "cannot write \(path) (errno \(errno))") }
-    var ok = true
-    bytes.withUnsafeBytes { raw in
-        var off = 0
-        while off < raw.count {
-            let n = write(fd, raw.baseAddress! + off, raw.count - off)
-            if n < 0 {
-                if errno == EINTR { continue }
-                ok = false
-                return
-            }
-            off += n
-        }
-    }
-    if ok { ok = fsync(fd) == 0 }
-    close(fd)
-    guard ok, rename(tmp, path) == 0 else {
-        unlink(tmp)
-        throw KeygenError(.unavailable, "cannot write \(path)")
-    }
-    let directory = (path as NSString).deletingLastPathComponent
-    let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if dfd >= 0 {
-        _ = fsync(dfd)
-        close(dfd)
+    do {
+        try AtomicFile.write(bytes, to: path, mode: UInt32(mode))
+    } catch {
+        throw KeygenError(.unavailable, "\(error)")
     }
 }

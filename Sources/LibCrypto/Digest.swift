@@ -18,49 +18,9 @@ public struct CryptoError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Incremental SHA-256 over libcrypto's EVP interface.
-///
-/// Owns one `EVP_MD_CTX`; not shareable across threads (it is a non-Sendable value owner). The corresponding C
-/// functions are `EVP_DigestInit_ex`, `EVP_DigestUpdate` and `EVP_DigestFinal_ex`.
-public final class SHA256Hasher {
-    private let ctx: OpaquePointer
-    private var finished = false
-
-    public init() {
-        guard let ctx = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
-        self.ctx = ctx
-        precondition(EVP_DigestInit_ex(ctx, EVP_sha256(), nil) == 1, "EVP_DigestInit_ex(sha256) failed")
-    }
-
-    deinit { EVP_MD_CTX_free(self.ctx) }
-
-    public func update(_ bytes: UnsafeRawBufferPointer) {
-        precondition(!self.finished, "SHA256Hasher used after finalize()")
-        if bytes.isEmpty { return }
-        precondition(EVP_DigestUpdate(self.ctx, bytes.baseAddress, bytes.count) == 1)
-    }
-
-    public func update<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-        if let done: Void = bytes.withContiguousStorageIfAvailable({ self.update(UnsafeRawBufferPointer($0)) }) {
-            return done
-        }
-        Array(bytes).withUnsafeBytes { self.update($0) }
-    }
-
-    /// The 32-byte digest. The hasher cannot be used afterwards.
-    public func finalize() -> [UInt8] {
-        precondition(!self.finished, "SHA256Hasher finalized twice")
-        self.finished = true
-        var out = [UInt8](repeating: 0, count: 32)
-        var len: UInt32 = 0
-        precondition(EVP_DigestFinal_ex(self.ctx, &out, &len) == 1 && len == 32)
-        return out
-    }
-}
-
 public enum Crypto {
     public static func sha256<C: Collection>(_ bytes: C) -> [UInt8] where C.Element == UInt8 {
-        let h = SHA256Hasher()
+        let h = DigestHasher(.sha256)
         h.update(bytes)
         return h.finalize()
     }

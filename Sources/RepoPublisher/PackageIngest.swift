@@ -63,7 +63,7 @@ enum PackageIngest {
         let key = FileKey(info)
 
         // Hash the whole file in chunks, keeping the first bytes for the header.
-        let hasher = SHA256Hasher()
+        let hasher = DigestHasher(.sha256)
         var prefix: [UInt8] = []
         prefix.reserveCapacity(min(Int(info.st_size), Self.initialPrefix))
         var total = 0

@@ -823,7 +823,7 @@ final class RepoEngine {
                         let descriptor = try Sys.open(path, O_WRONLY | O_CREAT | O_EXCL)
                         var closed = false
                         defer { if !closed { Sys.close(descriptor) } }
-                        let hasher = SHA256Hasher()
+                        let hasher = DigestHasher(.sha256)
                         var pieces: [UnsafeRawBufferPointer] = []
                         pieces.reserveCapacity(gzipSegments[kind].count + 2)
                         return try Sys.typed {
@@ -858,7 +858,7 @@ final class RepoEngine {
                     }
                 )
             } else {
-                let hasher = SHA256Hasher()
+                let hasher = DigestHasher(.sha256)
                 var size = 0
                 heads[kind].withUnsafeBytes { hasher.update($0) }
                 size += heads[kind].count

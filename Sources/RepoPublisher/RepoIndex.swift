@@ -275,7 +275,7 @@ struct IndexState: Sendable {
             }
             let bodySize = out.pointer - UnsafeMutableRawPointer(buffer.baseAddress!)
             precondition(bodySize == size - 32, "index size computed wrongly")
-            let hasher = SHA256Hasher()
+            let hasher = DigestHasher(.sha256)
             hasher.update(UnsafeRawBufferPointer(start: buffer.baseAddress!, count: bodySize))
             out.bytes(hasher.finalize())
             initialized = size
@@ -292,7 +292,7 @@ struct IndexState: Sendable {
             RepoPublisherError(code: .corruptIndex, detail: why)
         }
         guard bytes.count >= 8 + 32, bytes.prefix(8).elementsEqual(Self.magic) else { throw corrupt("bad magic") }
-        let hasher = SHA256Hasher()
+        let hasher = DigestHasher(.sha256)
         hasher.update(UnsafeRawBufferPointer(rebasing: bytes[0..<(bytes.count - 32)]))
         guard hasher.finalize().elementsEqual(bytes[(bytes.count - 32)...]) else { throw corrupt("checksum mismatch") }
         var reader = ByteReader(bytes: bytes, end: bytes.count - 32)

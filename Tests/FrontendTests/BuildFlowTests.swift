@@ -66,7 +66,7 @@ final class BuildStack: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: Self.binDir + "/koper-backend")
         p.arguments = ["serve", "--config", self.configPath]
         let log = "\(self.dir)/backend.log"
-        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         h.seekToEndOfFile()
         p.standardOutput = h
@@ -435,7 +435,9 @@ struct BuildFlowTests {
         #expect(r.output.range(of: #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#, options: .regularExpression) != nil, "\(r.output)")
         // `koper-backend createrepo DIR` (no config) writes the same metadata as the service did.
         let copy = "\(loose)/chroot"
-        try FileManager.default.copyItem(atPath: "\(projectDir)/fedora-39-x86_64", toPath: copy)
+        // cp -a: the metadata records each file's mtime (`<time file=…>`), so the copy keeps them.
+        let cp = try await Command.run("/bin/cp", ["-a", "\(projectDir)/fedora-39-x86_64", copy])
+        #expect(cp.status == 0, "\(cp)")
         try FileManager.default.removeItem(atPath: "\(copy)/repodata")
         try FileManager.default.removeItem(atPath: "\(copy)/.koper-repodata")
         r = try await Command.run(BuildStack.binDir + "/koper-backend", ["createrepo", copy])
@@ -454,6 +456,60 @@ struct BuildFlowTests {
         // Debian's rpm keeps its database under $HOME (_dbpath ~/.rpmdb): query with dnf's HOME.
         r = try await Command.run("/usr/bin/rpm", ["--root", box.root, "-q", "signedpkg", "signedpkg-extra"], environment: ["HOME": box.dir])
         #expect(r.status == 0 && r.output.contains("signedpkg-2.0-1") && r.output.contains("signedpkg-extra-2.0-1"), "\(r)")
+        await s.stop()
+        await keygen.stop()
+    }
+
+    /// Forking copies the newest succeeded build of each package into the fork (state `forked`), and the Backend
+    /// copies its results, re-signs them with the fork's own key and publishes the fork's repository; the source
+    /// project's files are untouched. Forking again with confirm copies nothing twice.
+    @Test func forkCopiesBuildsAndResignsThemWithTheForksKey() async throws {
+        let keygen = try await KeygenProcess.start()
+        let s = try await BuildStack(extraConfig: ["keygen_url": keygen.url, "keygen_secret": keygen.secret])
+        let u = try await project(s, "orig")
+        let id = try await s.upload(u, project: "orig", srpm: try await SRPMFixture.make(name: "forkme"))
+        #expect(try await s.wait(id, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
+        var r = try await s.frontend.send("PUT", "/api_3/project/fork/\(u.user)/orig", json: #"{"name": "copy"}"#, auth: u)
+        #expect(r.status == 200, "\(r.body)")
+        var state = ""
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        while clock.now - t0 < .seconds(60) {
+            state = try await s.frontend.sql("SELECT state FROM actions WHERE action_type = 'fork'").first?["state"] ?? ""
+            if state != "pending" { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(state == "success", "\(s.backendLog.suffix(3000))")
+        r = try await s.frontend.get("/api_3/build/list?ownername=\(u.user)&projectname=copy")
+        let items = try #require(r.json?["items"] as? [[String: Any]], "\(r.body)")
+        #expect(items.count == 1)
+        let forked = try #require(items.first?["id"] as? Int)
+        #expect(items.first?["state"] as? String == "forked")
+        #expect((items.first?["source_package"] as? [String: Any])?["name"] as? String == "forkme")
+
+        let copyChroot = "\(s.resultsDir)/\(u.user)/copy/fedora-39-x86_64"
+        let copyDir = "\(copyChroot)/\(String(format: "%08d-forkme", forked))"
+        let origDir = "\(s.resultsDir)/\(u.user)/orig/fedora-39-x86_64/\(String(format: "%08d-forkme", id))"
+        let rpm = try #require(try FileManager.default.contentsOfDirectory(atPath: copyDir).first { $0.hasSuffix(".noarch.rpm") })
+        let origKey = "\(s.resultsDir)/\(u.user)/orig/pubkey.gpg"
+        let copyKey = "\(s.resultsDir)/\(u.user)/copy/pubkey.gpg"
+        #expect(try Data(contentsOf: URL(fileURLWithPath: origKey)) != Data(contentsOf: URL(fileURLWithPath: copyKey)), "a fork has its own key")
+        func check(_ file: String, withKey key: String) async throws -> String {
+            let db = try makeTemporaryDirectory(prefix: "koper-rpmdb")
+            _ = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--import", key])
+            return try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", file]).output
+        }
+        let ok = #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#
+        #expect(try await check("\(copyDir)/\(rpm)", withKey: copyKey).range(of: ok, options: .regularExpression) != nil)
+        #expect(try await check("\(copyDir)/\(rpm)", withKey: origKey).contains("NOKEY"), "re-signed with the fork's key")
+        #expect(try await check("\(origDir)/\(rpm)", withKey: origKey).range(of: ok, options: .regularExpression) != nil, "the source is untouched")
+        #expect(try await currentPrimary(copyChroot).contains("<name>forkme</name>"))
+        #expect(!FileManager.default.fileExists(atPath: "\(s.resultsDir)/\(u.user)/copy/.fork-staging/fedora-39-x86_64-\(String(format: "%08d-forkme", forked))"))
+
+        // Forking again onto the same project (with confirm) adds no second copy of that build.
+        r = try await s.frontend.send("PUT", "/api_3/project/fork/\(u.user)/orig", json: #"{"name": "copy", "confirm": true}"#, auth: u)
+        #expect(r.status == 200, "\(r.body)")
+        #expect(try await s.frontend.count("SELECT count(*) FROM builds b JOIN projects p ON p.id = b.project_id WHERE p.name = 'copy'") == 1)
         await s.stop()
         await keygen.stop()
     }

@@ -194,7 +194,7 @@ private func expectGPGError(_ code: GPGError.Code, _ body: () async throws -> Vo
 
                 """.write(toFile: wrapper, atomically: true, encoding: .utf8)
             chmod(wrapper, 0o755)
-            FileManager.default.createFile(atPath: flag, contents: nil)
+            _ = FileManager.default.createFile(atPath: flag, contents: nil)
             let keyring = try GPGKeyring(
                 homeDirectory: home, operationTimeout: .milliseconds(300), engineExecutable: wrapper, logger: quietLogger()
             )

@@ -9,7 +9,7 @@ import Testing
 
     @Test func incrementalEqualsOneShot() {
         let data = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        let h = SHA256Hasher()
+        let h = DigestHasher(.sha256)
         var i = 0
         while i < data.count {
             let j = min(data.count, i + 7919)

@@ -19,7 +19,7 @@ public enum Command {
         timeout: Double = 120
     ) async throws -> Result {
         let outPath = NSTemporaryDirectory() + "koper-cmd-\(UInt64.random(in: 0...UInt64.max)).out"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: outPath) }
         let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
         let process = Process()
