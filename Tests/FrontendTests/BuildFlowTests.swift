@@ -176,10 +176,10 @@ final class KeygenProcess: @unchecked Sendable {
         self.root = try makeTemporaryDirectory(prefix: "koper-kg")
     }
 
-    static func start() async throws -> KeygenProcess {
+    static func start(port: Int = 0) async throws -> KeygenProcess {
         let k = try KeygenProcess()
         let config: [String: Any] = [
-            "listen_host": "127.0.0.1", "listen_port": 0, "secret": k.secret, "gnupg_home": k.root + "/gnupg",
+            "listen_host": "127.0.0.1", "listen_port": port, "secret": k.secret, "gnupg_home": k.root + "/gnupg",
             "key_type": "rsa2048", "pool_size": 1, "sign_domain": "example.net", "state_dir": k.root + "/state",
             "port_file": k.root + "/port",
         ]
@@ -456,6 +456,37 @@ struct BuildFlowTests {
         // Debian's rpm keeps its database under $HOME (_dbpath ~/.rpmdb): query with dnf's HOME.
         r = try await Command.run("/usr/bin/rpm", ["--root", box.root, "-q", "signedpkg", "signedpkg-extra"], environment: ["HOME": box.dir])
         #expect(r.status == 0 && r.output.contains("signedpkg-2.0-1") && r.output.contains("signedpkg-extra-2.0-1"), "\(r)")
+        await s.stop()
+        await keygen.stop()
+    }
+
+    /// Keygen down when a build finishes: the build waits (retrying with backoff) instead of failing, publishes no
+    /// repodata with unsigned RPMs, and finishes signed once Keygen answers.
+    @Test func aBuildWaitsForKeygenAndNeverPublishesUnsigned() async throws {
+        let port = try FreePort.allocate()
+        let s = try await BuildStack(extraConfig: ["keygen_url": "http://127.0.0.1:\(port)", "keygen_secret": "flow-keygen-secret"])
+        let u = try await project(s, "waits")
+        let id = try await s.upload(u, project: "waits", srpm: try await SRPMFixture.make(name: "patient"))
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        while !s.backendLog.contains("keygen unavailable; retrying"), clock.now - t0 < .seconds(90) {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(s.backendLog.contains("keygen unavailable; retrying"), "\(s.backendLog.suffix(3000))")
+        try await Task.sleep(for: .seconds(3))
+        #expect(["running", "starting"].contains(try await s.state(id)), "the build waits instead of failing")
+        let chrootDir = "\(s.resultsDir)/\(u.user)/waits/fedora-39-x86_64"
+        #expect(!FileManager.default.fileExists(atPath: "\(chrootDir)/repodata/repomd.xml"), "nothing published unsigned")
+
+        let keygen = try await KeygenProcess.start(port: port)
+        #expect(try await s.wait(id, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
+        let dir = "\(chrootDir)/\(String(format: "%08d-patient", id))"
+        let rpm = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".noarch.rpm") })
+        let db = try makeTemporaryDirectory(prefix: "koper-rpmdb")
+        _ = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--import", "\(s.resultsDir)/\(u.user)/waits/pubkey.gpg"])
+        let check = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", "\(dir)/\(rpm)"])
+        #expect(check.output.range(of: #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#, options: .regularExpression) != nil, "\(check.output)")
+        #expect(try await currentPrimary(chrootDir).contains("<name>patient</name>"))
         await s.stop()
         await keygen.stop()
     }
