@@ -133,7 +133,6 @@ final class BuildStack: @unchecked Sendable {
 
 /// An SRPM whose %build sleeps, to have time to look at (or kill) a running build.
 func slowSRPM(name: String, seconds: Int) async throws -> String {
-    let dir = try makeTemporaryDirectory(prefix: "koper-srpm")
     let spec = """
         Name: \(name)
         Version: 1.0
@@ -157,12 +156,7 @@ func slowSRPM(name: String, seconds: Int) async throws -> String {
         /usr/share/\(name)/f
 
         """
-    try spec.write(toFile: "\(dir)/\(name).spec", atomically: true, encoding: .utf8)
-    let r = try await Command.run("/usr/bin/rpmbuild", ["-bs", "--define", "_topdir \(dir)/top", "--define", "_srcrpmdir \(dir)", "\(dir)/\(name).spec"], environment: ["HOME": dir])
-    guard r.status == 0, let f = try FileManager.default.contentsOfDirectory(atPath: dir).first(where: { $0.hasSuffix(".src.rpm") }) else {
-        throw SRPMFixture.Failure(description: "rpmbuild -bs failed: \(r.output)")
-    }
-    return "\(dir)/\(f)"
+    return try await SRPMFixture.fromSpec(spec, name: name)
 }
 
 /// A real `koper-keygen` process (RSA-2048 keys to keep the test short; the key size changes nothing here).
@@ -212,7 +206,6 @@ final class KeygenProcess: @unchecked Sendable {
 
 /// An SRPM with a subpackage (two binary RPMs per build).
 func twoPackageSRPM(name: String) async throws -> String {
-    let dir = try makeTemporaryDirectory(prefix: "koper-srpm")
     let spec = """
         Name: \(name)
         Version: 2.0
@@ -243,12 +236,7 @@ func twoPackageSRPM(name: String) async throws -> String {
         /usr/share/\(name)/extra
 
         """
-    try spec.write(toFile: "\(dir)/\(name).spec", atomically: true, encoding: .utf8)
-    let r = try await Command.run("/usr/bin/rpmbuild", ["-bs", "--define", "_topdir \(dir)/top", "--define", "_srcrpmdir \(dir)", "\(dir)/\(name).spec"], environment: ["HOME": dir])
-    guard r.status == 0, let f = try FileManager.default.contentsOfDirectory(atPath: dir).first(where: { $0.hasSuffix(".src.rpm") }) else {
-        throw SRPMFixture.Failure(description: "rpmbuild -bs failed: \(r.output)")
-    }
-    return "\(dir)/\(f)"
+    return try await SRPMFixture.fromSpec(spec, name: name)
 }
 
 @Suite(.serialized, .enabled(if: BuildStack.available || requireIntegration))

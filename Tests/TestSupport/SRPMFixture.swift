@@ -33,6 +33,15 @@ public enum SRPMFixture {
             /usr/share/\(name)/hello.txt
 
             """
+        return try await build(spec: spec, name: name, in: dir)
+    }
+
+    /// `rpmbuild -bs` of `spec` (written as `NAME.spec`) in its own directory; the path of the SRPM.
+    public static func fromSpec(_ spec: String, name: String) async throws -> String {
+        try await build(spec: spec, name: name, in: try makeTemporaryDirectory(prefix: "koper-srpm"))
+    }
+
+    static func build(spec: String, name: String, in dir: String) async throws -> String {
         try spec.write(toFile: "\(dir)/\(name).spec", atomically: true, encoding: .utf8)
         let r = try await Command.run(
             "/usr/bin/rpmbuild",
