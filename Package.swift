@@ -176,7 +176,7 @@ let package = Package(
         .testTarget(name: "KoperJSONTests", dependencies: ["KoperJSON"]),
         .testTarget(name: "AtomicFileTests", dependencies: ["AtomicFile"]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
-        .testTarget(name: "RPMTests", dependencies: ["RPM"]),
+        .testTarget(name: "RPMTests", dependencies: ["RPM", "TestSupport"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
         .testTarget(
             name: "StaticFilesTests",
@@ -194,7 +194,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "OpenPGPTests", dependencies: ["OpenPGP", "LibCrypto"]),
-        .testTarget(name: "RPMSignTests", dependencies: ["RPMSign", "RPM", "OpenPGP", "LibCrypto"]),
+        .testTarget(name: "RPMSignTests", dependencies: ["RPMSign", "RPM", "OpenPGP", "LibCrypto", "TestSupport"]),
         .testTarget(name: "RepodataTests", dependencies: ["Repodata", "RPM", "LibCrypto"]),
         .testTarget(
             name: "RepoPublisherTests",

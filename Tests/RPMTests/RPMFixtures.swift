@@ -1,5 +1,6 @@
 // Real RPMs and SRPMs built with rpmbuild at test time (nothing binary is committed).
 import Foundation
+import TestSupport
 
 struct FixtureError: Error, CustomStringConvertible {
     var description: String
@@ -122,44 +123,12 @@ struct RunResult {
 }
 
 func run(_ executable: String, _ arguments: [String], home: String) throws(FixtureError) -> RunResult {
-    // Output goes to files rather than pipes, so a chatty child can never block on a full pipe.
-    let base = home + "/run-\(UUID().uuidString)"
-    let outPath = base + ".out"
-    let errPath = base + ".err"
-    defer {
-        try? FileManager.default.removeItem(atPath: outPath)
-        try? FileManager.default.removeItem(atPath: errPath)
-    }
-    guard FileManager.default.createFile(atPath: outPath, contents: nil),
-        FileManager.default.createFile(atPath: errPath, contents: nil),
-        let out = FileHandle(forWritingAtPath: outPath),
-        let err = FileHandle(forWritingAtPath: errPath)
-    else {
-        throw FixtureError(description: "cannot create output files in \(home)")
-    }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    var environment = ProcessInfo.processInfo.environment
-    environment["HOME"] = home
-    environment["LC_ALL"] = "C"
-    process.environment = environment
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = out
-    process.standardError = err
     do {
-        try process.run()
+        let r = try Command.runWaiting(executable, arguments, home: home)
+        return RunResult(status: r.status, stdout: r.stdout, stderr: r.stderr)
     } catch {
         throw FixtureError(description: "cannot run \(executable): \(error)")
     }
-    process.waitUntilExit()
-    try? out.close()
-    try? err.close()
-    return RunResult(
-        status: process.terminationStatus,
-        stdout: String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self),
-        stderr: String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self)
-    )
 }
 
 /// `rpm -qp --qf FORMAT path`, split on `|`.

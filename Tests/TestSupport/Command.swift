@@ -57,6 +57,50 @@ public enum Command {
         return Result(status: process.terminationStatus, output: text, timedOut: timedOut.value)
     }
 
+    /// The output of `runWaiting`, with stdout and stderr apart.
+    public struct SeparatedResult: Sendable {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+    }
+
+    /// Runs a program synchronously (for synchronous fixtures; never from a Swift task that must not block) with
+    /// `HOME=home`, `LC_ALL=C` and the variables in `unset` removed. Output goes to files rather than pipes, so a
+    /// chatty child can never block on a full pipe.
+    public static func runWaiting(_ executable: String, _ arguments: [String], home: String, unset: [String] = []) throws -> SeparatedResult {
+        let base = NSTemporaryDirectory() + "koper-run-\(UInt64.random(in: 0...UInt64.max))"
+        let outPath = base + ".out"
+        let errPath = base + ".err"
+        defer {
+            try? FileManager.default.removeItem(atPath: outPath)
+            try? FileManager.default.removeItem(atPath: errPath)
+        }
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["HOME"] = home
+        environment["LC_ALL"] = "C"
+        for name in unset { environment.removeValue(forKey: name) }
+        process.environment = environment
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        process.waitUntilExit()
+        try? out.close()
+        try? err.close()
+        return SeparatedResult(
+            status: process.terminationStatus,
+            stdout: String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self),
+            stderr: String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self)
+        )
+    }
+
     /// `/bin/sh -c script`.
     public static func shell(_ script: String, environment: [String: String]? = nil, timeout: Double = 120) async throws -> Result {
         try await run("/bin/sh", ["-c", script], environment: environment, timeout: timeout)
