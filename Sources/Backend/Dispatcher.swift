@@ -95,7 +95,7 @@ actor Dispatcher {
     func launch(_ task: BuildTask, record: JobRecord, claim: Bool = false) {
         let context = self.context
         self.running[task.id] = Task {
-            defer { Task { await self.workerFinished(task.id) } }
+            defer { Task { self.workerFinished(task.id) } }
             if claim {
                 do {
                     switch try await context.frontend.claim(task.id, worker: context.workerID) {
