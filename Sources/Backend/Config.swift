@@ -23,6 +23,8 @@ struct BackendConfig: Codable, Sendable {
     var sshPrivateKey: String
     /// `koper-builder` on the builder hosts.
     var builderCommand: String = "koper-builder"
+    /// Extra arguments for `koper-builder build` (e.g. `["--cgroup", "koper-builds", "--cgroup-memory", "4294967296"]`).
+    var builderArguments: [String] = []
     /// Where builds run on a builder, relative to the builder user's home unless absolute.
     var remoteWorkDir: String = "koper-builds"
     var maxWorkers: Int = 16
@@ -52,6 +54,7 @@ struct BackendConfig: Codable, Sendable {
         case pools
         case sshPrivateKey = "ssh_private_key"
         case builderCommand = "builder_command"
+        case builderArguments = "builder_arguments"
         case remoteWorkDir = "remote_work_dir"
         case maxWorkers = "max_workers"
         case maxPerOwner = "max_per_owner"
@@ -93,6 +96,7 @@ struct BackendConfig: Codable, Sendable {
         self.listenHost = try c.decodeIfPresent(String.self, forKey: .listenHost) ?? self.listenHost
         self.listenPort = try c.decodeIfPresent(Int.self, forKey: .listenPort) ?? self.listenPort
         self.builderCommand = try c.decodeIfPresent(String.self, forKey: .builderCommand) ?? self.builderCommand
+        self.builderArguments = try c.decodeIfPresent([String].self, forKey: .builderArguments) ?? self.builderArguments
         self.remoteWorkDir = try c.decodeIfPresent(String.self, forKey: .remoteWorkDir) ?? self.remoteWorkDir
         self.maxWorkers = try c.decodeIfPresent(Int.self, forKey: .maxWorkers) ?? self.maxWorkers
         self.maxPerOwner = try c.decodeIfPresent(Int.self, forKey: .maxPerOwner) ?? self.maxPerOwner

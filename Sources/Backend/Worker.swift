@@ -168,7 +168,9 @@ struct Worker: Sendable {
         try await ssh.upload(self.task.raw.serialized(), to: "\(remoteDir)/task.json")
         // setsid: the build is its own process group (killed as a whole on cancel) and survives our SSH session.
         let start = try await ssh.run(
-            "cd \(dir) && setsid nohup \(shellQuote(self.config.builderCommand)) build --task task.json --output output >builder.out 2>&1 </dev/null & echo $!",
+            "cd \(dir) && setsid nohup \(shellQuote(self.config.builderCommand)) build --task task.json --output output"
+                + self.config.builderArguments.map { " " + shellQuote($0) }.joined()
+                + " >builder.out 2>&1 </dev/null & echo $!",
             timeout: .seconds(30)
         )
         guard start.exitStatus == 0, let pid = Int(String(decoding: start.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {

@@ -30,6 +30,11 @@ struct BuilderOptions: Sendable {
     var maxLogBytes: Int = 1 << 30
     var maxLogLineBytes: Int = 32 << 10
     var echoLog: Bool = true
+    /// Per-build cgroups below this delegated parent (BuildCgroup); nil: none.
+    var cgroupParent: String?
+    /// The per-build cgroup's `memory.limit_in_bytes` and `pids.max`; nil: the parent's limits apply.
+    var cgroupMemoryBytes: Int?
+    var cgroupMaxProcesses: Int?
 }
 
 /// Runs one build task from start to `DIR/status` (docs/builder.md).
@@ -91,8 +96,25 @@ final class Builder: Sendable {
 
         var packages: [BuiltPackage] = []
         var status: BuildStatus
+        var cgroup: BuildCgroup?
+        var cgroupError: BuilderError?
+        if let parent = self.options.cgroupParent {
+            do throws(BuilderError) {
+                let group = try BuildCgroup.enter(
+                    parent: parent, memoryLimit: self.options.cgroupMemoryBytes, maxProcesses: self.options.cgroupMaxProcesses
+                )
+                cgroup = group
+                log.info(
+                    "build cgroup \(parent)/\(group.name): memory limit \(self.options.cgroupMemoryBytes.map(String.init) ?? "of the parent"), "
+                        + "process limit \(self.options.cgroupMaxProcesses.map(String.init) ?? "of the parent")"
+                )
+            } catch {
+                cgroupError = error
+            }
+        }
         let workDirectory = self.makeWorkDirectory(log: log)
         do throws(BuilderError) {
+            if let cgroupError { throw cgroupError }
             guard let workDirectory else {
                 throw BuilderError.infrastructure("cannot create a work directory")
             }
@@ -110,6 +132,12 @@ final class Builder: Sendable {
         }
         if let workDirectory {
             Self.removeTree(workDirectory, log: log)
+        }
+        if let cgroup {
+            let hits = cgroup.limitHits()
+            if hits.memory > 0 { log.info("the build reached its memory limit (\(hits.memory) times)") }
+            if hits.processes > 0 { log.info("the build reached its process limit: \(hits.processes) forks refused") }
+            cgroup.leave()
         }
 
         do throws(BuilderError) {

@@ -65,9 +65,18 @@ struct BuildCommand: AsyncParsableCommand {
     @Flag(help: "Do not echo koper-builder's own log lines on stderr.")
     var quiet = false
 
+    @Option(help: "Run the build in per-build cgroups below this delegated cgroup v1 parent (memory and pids).")
+    var cgroup: String?
+
+    @Option(help: "With --cgroup: the build's memory limit in bytes (memory.limit_in_bytes); 0: the parent's.")
+    var cgroupMemory: Int = 0
+
+    @Option(help: "With --cgroup: the build's process limit (pids.max); 0: the parent's.")
+    var cgroupPids: Int = 0
+
     func validate() throws {
         guard self.maxSrpmBytes > 0, self.diskLimit > 0, self.memoryLimit >= 0, self.maxProcesses > 0,
-            self.downloadTimeout > 0, self.maxLogBytes > 0
+            self.downloadTimeout > 0, self.maxLogBytes > 0, self.cgroupMemory >= 0, self.cgroupPids >= 0
         else {
             throw ValidationError("limits must be positive")
         }
@@ -85,6 +94,9 @@ struct BuildCommand: AsyncParsableCommand {
         options.downloadTimeoutSeconds = self.downloadTimeout
         options.maxLogBytes = self.maxLogBytes
         options.echoLog = !self.quiet
+        options.cgroupParent = self.cgroup
+        options.cgroupMemoryBytes = self.cgroupMemory > 0 ? self.cgroupMemory : nil
+        options.cgroupMaxProcesses = self.cgroupPids > 0 ? self.cgroupPids : nil
         let status = await Builder(options: options).run()
         if status != .succeeded {
             throw ExitCode(status.rawValue)

@@ -189,6 +189,60 @@ final class BuilderIntegrationTests {
         #expect(BuilderFixture.readString(output + "/status") == "1\n")
     }
 
+    /// Per-build cgroups (--cgroup): below a parent root delegated to the build user as sandbox-and-hosts.md
+    /// describes, a fork bomb and a memory hog fail the build (and the log says which limit), a normal build
+    /// succeeds, nothing is left running, and every per-build cgroup is removed.
+    @Test(.enabled(if: FileManager.default.isWritableFile(atPath: "/sys/fs/cgroup/pids") && FileManager.default.isWritableFile(atPath: "/sys/fs/cgroup/memory")))
+    func cgroupLimitsStopForkAndMemoryAbuse() throws {
+        let parent = "koper-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let uid = BuilderFixture.userID
+        let gid = getpwnam(BuilderFixture.user)!.pointee.pw_gid
+        for c in ["memory", "pids"] {
+            let dir = "/sys/fs/cgroup/\(c)/\(parent)"
+            try #require(mkdir(dir, 0o755) == 0, "mkdir \(dir): errno \(errno)")
+            chown(dir, uid, gid)
+            chown(dir + "/cgroup.procs", uid, gid)
+        }
+        defer { for c in ["memory", "pids"] { rmdir("/sys/fs/cgroup/\(c)/\(parent)") } }
+        let limits = ["--cgroup", parent, "--cgroup-pids", "64", "--cgroup-memory", String(256 << 20)]
+
+        func build(_ name: String, _ script: String) throws -> (Int32, String) {
+            let spec = TestSRPM.probeSpec(name: name, probePort: self.server.port, buildScript: script)
+            let srpm = try TestSRPM.make(name: name, spec: spec, into: self.served)
+            let output = try self.makeOutput()
+            let task = try BuilderFixture.writeTask(BuilderFixture.rpmTask(srpmURL: self.server.url(srpm)), in: self.served)
+            let status = try BuilderFixture.runBuilder(task: task, output: output, extra: limits)
+            return (status, BuilderFixture.readString(output + "/builder-live.log") ?? "")
+        }
+        func leftovers() -> [String] {
+            ["memory", "pids"].flatMap { c in
+                (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/\(c)/\(parent)"))?.filter { $0.hasPrefix("koper-") } ?? []
+            }
+        }
+
+        var (status, log) = try build("hello-forks", "for i in $(seq 1 200); do sleep 60 & done; wait")
+        #expect(status == 1, "\(log.suffix(2000))")
+        #expect(log.contains("the build reached its process limit"), "\(log.suffix(2000))")
+        #expect(log.contains("build cgroup \(parent)/koper-"))
+        (status, log) = try build("hello-memory", "python3 -c 'b = bytearray(768 * 1024 * 1024); print(len(b))'")
+        #expect(status == 1, "\(log.suffix(2000))")
+        #expect(log.contains("the build reached its memory limit"), "\(log.suffix(2000))")
+        (status, log) = try build("hello-limited", "echo within limits")
+        #expect(status == 0, "\(log.suffix(2000))")
+        #expect(!log.contains("reached its"))
+        usleep(300_000)
+        #expect(leftovers().isEmpty, "\(leftovers())")
+        #expect(BuilderFixture.userProcesses().filter { $0.hasSuffix(" sleep") || $0.hasSuffix(" python3") }.isEmpty)
+        #expect(BuildCgroupProbe.procs("/sys/fs/cgroup/pids/\(parent)").isEmpty)
+
+        // An unusable parent is an infrastructure error (exit 2), never a build without the limits asked for.
+        let output = try self.makeOutput()
+        let srpm = try TestSRPM.make(name: "hello-noparent", spec: TestSRPM.probeSpec(name: "hello-noparent", probePort: self.server.port), into: self.served)
+        let task = try BuilderFixture.writeTask(BuilderFixture.rpmTask(srpmURL: self.server.url(srpm)), in: self.served)
+        #expect(try BuilderFixture.runBuilder(task: task, output: output, extra: ["--cgroup", "no-such-parent-\(parent)"]) == 2)
+        #expect(BuilderFixture.readString(output + "/builder-live.log")?.contains("cannot create the build cgroup") == true)
+    }
+
     @Test func timeoutExitsThreeAndKillsTheBuild() throws {
         let spec = TestSRPM.probeSpec(name: "hello-slow", probePort: self.server.port, buildScript: "sleep 300")
         let srpm = try TestSRPM.make(name: "hello-slow", spec: spec, into: self.served)
@@ -412,5 +466,11 @@ final class BuilderIntegrationTests {
             try BuilderFixture.runBuilder(task: try BuilderFixture.writeTask(badTask, in: self.served), output: bad)
                 == 2
         )
+    }
+}
+
+enum BuildCgroupProbe {
+    static func procs(_ dir: String) -> [String] {
+        ((try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
 }
