@@ -258,6 +258,25 @@ public struct HTTPRequestParser: Sendable {
         if length > self.limits.maxRequestLine { throw HTTPParseError(status: 414, reason: "request line too long") }
     }
 
+    /// `http://authority/path?q` → (`authority`, `/path?q`); nil for any other form. An empty path becomes `/`.
+    static func splitAbsoluteForm(_ target: String) -> (authority: String, origin: String)? {
+        let lower = target.prefix(8).lowercased()
+        let schemeLength: Int
+        if lower.hasPrefix("http://") {
+            schemeLength = 7
+        } else if lower.hasPrefix("https://") {
+            schemeLength = 8
+        } else {
+            return nil
+        }
+        let rest = target.dropFirst(schemeLength)
+        let end = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+        let authority = String(rest[..<end])
+        guard !authority.isEmpty, !authority.contains("@") else { return nil }
+        let tail = rest[end...]
+        return (authority, tail.first == "/" ? String(tail) : "/" + tail)
+    }
+
     func parseHeadBytes(_ bytes: ArraySlice<UInt8>, firstLineEnd: Int) throws(HTTPParseError) -> HTTPRequestHead {
         var lineEnd = firstLineEnd
         if lineEnd > bytes.startIndex && bytes[lineEnd - 1] == 13 { lineEnd -= 1 }
@@ -298,8 +317,18 @@ public struct HTTPRequestParser: Sendable {
         }
 
         let method = String(decoding: methodBytes, as: UTF8.self)
-        let target = String(decoding: targetBytes, as: UTF8.self)
+        var target = String(decoding: targetBytes, as: UTF8.self)
         let framing = try Self.framing(headers: headers, minor: minor)
+        // RFC 9112 §3.2: exactly one Host in an HTTP/1.1 request (any request: at most one). §3.2.2: the
+        // absolute form (`http://host/path`) must be accepted; its authority replaces the Host field.
+        let hosts = headers.values("Host")
+        if hosts.count > 1 { throw .bad("more than one Host header") }
+        if let (authority, origin) = Self.splitAbsoluteForm(target) {
+            target = origin
+            headers.replaceOrAdd(name: "Host", value: authority)
+        } else if hosts.isEmpty && minor >= 1 {
+            throw .bad("missing Host header")
+        }
         return HTTPRequestHead(method: method, target: target, versionMajor: major, versionMinor: minor, headers: headers, framing: framing)
     }
 

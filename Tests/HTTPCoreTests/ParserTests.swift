@@ -212,7 +212,7 @@ struct ParserTests {
 
     @Test func incompleteBodyWaits() throws {
         var parser = HTTPRequestParser()
-        var queue = ByteQueue(bytes("POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc"))
+        var queue = ByteQueue(bytes("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"))
         guard case .head? = try parser.next(&queue) else {
             Issue.record("expected a head")
             return
@@ -247,14 +247,14 @@ struct ParserTests {
     }
 
     @Test func emptyChunkedBody() throws {
-        let outcome = parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        let outcome = parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
         #expect(outcome.error == nil)
         #expect(outcome.bodies == [[]])
         #expect(outcome.endCount == 1)
     }
 
     @Test func transferEncodingIsCaseInsensitive() throws {
-        let head = try singleHead("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n")
+        let head = try singleHead("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n")
         #expect(head.framing == .chunked)
     }
 
@@ -274,7 +274,7 @@ struct ParserTests {
         // Many small trailer lines, arriving in many reads, must still hit the header-block bound.
         let limits = HTTPParserLimits(maxHeaderBytes: 1024)
         let trailers = String(repeating: "X-T: 0123456789\r\n", count: 200)
-        let text = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + trailers + "\r\n"
+        let text = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + trailers + "\r\n"
         #expect(parse(text, limits: limits).error?.status == 431)
         #expect(parse(text, chunkSizes: [17], limits: limits).error?.status == 431)
         #expect(parse(text, chunkSizes: [1], limits: limits).error?.status == 431)
@@ -299,21 +299,21 @@ struct ParserTests {
     @Test func headerBlockLimitIs431() {
         let limits = HTTPParserLimits(maxHeaderBytes: 1000)
         let header = "X-Big: " + String(repeating: "v", count: 1100) + "\r\n"
-        #expect(refusal("GET / HTTP/1.1\r\n" + header + "\r\n", limits: limits) == 431)
-        #expect(refusal("GET / HTTP/1.1\r\n" + header, limits: limits) == 431)  // incomplete head too
-        #expect(refusal("GET / HTTP/1.1\r\nX-Small: " + String(repeating: "v", count: 900) + "\r\n\r\n", limits: limits) == nil)
+        #expect(refusal("GET / HTTP/1.1\r\nHost: a\r\n" + header + "\r\n", limits: limits) == 431)
+        #expect(refusal("GET / HTTP/1.1\r\nHost: a\r\n" + header, limits: limits) == 431)  // incomplete head too
+        #expect(refusal("GET / HTTP/1.1\r\nHost: a\r\nX-Small: " + String(repeating: "v", count: 900) + "\r\n\r\n", limits: limits) == nil)
         // The default limit is 64 KiB.
         let big = (0..<70).map { "X-H\($0): " + String(repeating: "x", count: 1000) + "\r\n" }.joined()
-        #expect(refusal("GET / HTTP/1.1\r\n" + big + "\r\n") == 431)
+        #expect(refusal("GET / HTTP/1.1\r\nHost: a\r\n" + big + "\r\n") == 431)
     }
 
     @Test func headerFieldCountLimitIs431() {
-        let hundred = (0..<100).map { "X-\($0): v\r\n" }.joined()
+        let hundred = "Host: a\r\n" + (0..<99).map { "X-\($0): v\r\n" }.joined()  // Host counts as a field
         #expect(refusal("GET / HTTP/1.1\r\n" + hundred + "\r\n") == nil)
         #expect(refusal("GET / HTTP/1.1\r\n" + hundred + "X-Extra: v\r\n\r\n") == 431)
         let limits = HTTPParserLimits(maxHeaderFields: 3)
-        #expect(refusal("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", limits: limits) == nil)
-        #expect(refusal("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", limits: limits) == 431)
+        #expect(refusal("GET / HTTP/1.1\r\nHost: a\r\nB: 2\r\nC: 3\r\n\r\n", limits: limits) == nil)
+        #expect(refusal("GET / HTTP/1.1\r\nHost: a\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", limits: limits) == 431)
     }
 
     @Test(arguments: [
@@ -364,10 +364,28 @@ struct ParserTests {
         #expect(refusal("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n") == 501)
     }
 
+    /// RFC 9112 §3.2: an HTTP/1.1 request needs exactly one Host; HTTP/1.0 may omit it. §3.2.2: the absolute form
+    /// is accepted, and its authority replaces the Host field.
+    @Test func hostRulesAndTheAbsoluteForm() throws {
+        #expect(refusal("GET / HTTP/1.1\r\n\r\n") == 400)
+        #expect(refusal("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n") == 400)
+        #expect(refusal("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n") == 400)
+        #expect(refusal("GET / HTTP/1.0\r\n\r\n") == nil)
+        let absolute = try singleHead("GET http://example.org:8080/api_3/build/7?x=1 HTTP/1.1\r\nHost: other\r\n\r\n")
+        #expect(absolute.target == "/api_3/build/7?x=1")
+        #expect(absolute.rawPath == "/api_3/build/7")
+        #expect(absolute.headers.values("Host") == ["example.org:8080"])
+        #expect(try singleHead("GET HTTPS://h HTTP/1.1\r\n\r\n").target == "/")
+        #expect(try singleHead("GET http://h?q=1 HTTP/1.1\r\n\r\n").target == "/?q=1")
+        // Not the absolute form: userinfo, or no authority.
+        #expect(refusal("GET http://user@h/ HTTP/1.1\r\n\r\n") == 400)
+        #expect(refusal("GET http:///x HTTP/1.1\r\n\r\n") == 400)
+    }
+
     @Test func repeatedEqualContentLengthsAreAccepted() throws {
-        #expect(try singleHead("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\nhello").framing == .contentLength(5))
-        #expect(try singleHead("POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\nhello").framing == .contentLength(5))
-        #expect(try singleHead("POST / HTTP/1.1\r\nContent-Length: 007\r\n\r\nhelloab").framing == .contentLength(7))
+        #expect(try singleHead("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello").framing == .contentLength(5))
+        #expect(try singleHead("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\nhello").framing == .contentLength(5))
+        #expect(try singleHead("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\nhelloab").framing == .contentLength(7))
     }
 
     @Test func failedParserStaysFailed() {
@@ -387,8 +405,8 @@ struct ParserTests {
 
     @Test func keepAliveRules() throws {
         #expect(try singleHead("GET / HTTP/1.1\r\nHost: a\r\n\r\n").keepAlive)
-        #expect(try !singleHead("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keepAlive)
-        #expect(try !singleHead("GET / HTTP/1.1\r\nConnection: Upgrade, CLOSE\r\n\r\n").keepAlive)
+        #expect(try !singleHead("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").keepAlive)
+        #expect(try !singleHead("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, CLOSE\r\n\r\n").keepAlive)
         #expect(try !singleHead("GET / HTTP/1.0\r\n\r\n").keepAlive)
         #expect(try singleHead("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").keepAlive)
         #expect(try singleHead("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keepAlive)
@@ -399,10 +417,10 @@ struct ParserTests {
     }
 
     @Test func expectContinueDetection() throws {
-        #expect(try singleHead("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n").expectsContinue)
-        #expect(try singleHead("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n").expectsContinue)
-        #expect(try !singleHead("POST / HTTP/1.1\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\n").expectsContinue)
-        #expect(try !singleHead("POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\n").expectsContinue)
+        #expect(try singleHead("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n").expectsContinue)
+        #expect(try singleHead("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n").expectsContinue)
+        #expect(try !singleHead("POST / HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\n").expectsContinue)
+        #expect(try !singleHead("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n").expectsContinue)
         // RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
         #expect(try !singleHead("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n").expectsContinue)
     }
