@@ -70,6 +70,8 @@ struct ActionRunner: Sendable {
         else { return false }
         let map = data["builds_map"]?.objectValue ?? JSONObject()
         let fm = FileManager.default
+        // Outside the chroot directories: a publish of a chroot must not index unsigned copies.
+        let stagingRoot = "\(self.results)/\(dstOwner)/\(dstDir)/.fork-staging"
         var ok = true
         for (chroot, dirs) in map.pairs where isSafeComponent(chroot) {
             let dstChroot = "\(self.results)/\(dstOwner)/\(dstDir)/\(chroot)"
@@ -84,8 +86,6 @@ struct ActionRunner: Sendable {
                     ok = false
                     continue
                 }
-                // Outside the chroot directory: a publish of the chroot must not index unsigned copies.
-                let stagingRoot = "\(self.results)/\(dstOwner)/\(dstDir)/.fork-staging"
                 let staging = "\(stagingRoot)/\(chroot)-\(new)"
                 try? fm.removeItem(atPath: staging)
                 try fm.createDirectory(atPath: stagingRoot, withIntermediateDirectories: true)

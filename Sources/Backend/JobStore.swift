@@ -80,8 +80,7 @@ struct JobStore: Sendable {
     }
 }
 
-/// Writes `bytes` to `path` so that a reader (or a crash) sees either the old or the new content.
-/// Replaces `path` atomically (AtomicFile); the Backend's errors carry no content.
+/// Writes `bytes` to `path` so that a reader (or a crash) sees either the old or the new content (AtomicFile).
 func writeAtomically(_ bytes: [UInt8], to path: String) throws {
     do {
         try AtomicFile.write(bytes, to: path)

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// Per-build cgroup v1 limits (../shared/docs/sandbox-and-hosts.md, "Optional cgroup delegation"): the operator
@@ -85,20 +86,6 @@ struct BuildCgroup: Sendable {
     }
 
     static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        let n = Glibc.read(fd, &buffer, buffer.count)
-        guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: "\n")
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: Character) -> String {
-        var s = Substring(self)
-        while s.last == set { s.removeLast() }
-        return String(s)
+        (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .newlines)
     }
 }

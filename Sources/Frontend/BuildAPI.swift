@@ -299,7 +299,7 @@ enum BuildAPI {
     static func deleteBuilds(_ c: PGConnection, user: User, ids: [Int]) throws -> [String] {
         let rows = try c.query(
             "SELECT b.id, b.project_id, b.state, b.srpm_path, b.project_dirname, p.ownername, p.name FROM builds b JOIN projects p ON p.id = b.project_id WHERE b.id = ANY($1::bigint[]) FOR UPDATE OF b",
-            ["{" + ids.map(String.init).joined(separator: ",") + "}"]
+            [pgArray(ids)]
         ).rows
         var errors: [String] = []
         let found = Set(try rows.map { try $0.int("id") })
@@ -339,7 +339,7 @@ enum BuildAPI {
                 dirs[name] = .array(list)
             }
         }
-        try c.execute("DELETE FROM builds WHERE id = ANY($1::bigint[])", ["{" + ids.map(String.init).joined(separator: ",") + "}"])
+        try c.execute("DELETE FROM builds WHERE id = ANY($1::bigint[])", [pgArray(ids)])
         try Actions.enqueue(
             c, type: "delete", owner: try first.string("ownername"), project: try first.string("name"),
             data: [

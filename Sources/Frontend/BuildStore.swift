@@ -20,7 +20,7 @@ enum Builds {
 
     /// Many builds by id in one statement (the build batcher's fetch); rows keyed by id.
     static func find(_ c: PGConnection, ids: [Int]) throws -> [Int: PGRow] {
-        let rows = try c.query("SELECT \(columns) \(from) WHERE b.id = ANY($1::bigint[])", ["{" + ids.map(String.init).joined(separator: ",") + "}"]).rows
+        let rows = try c.query("SELECT \(columns) \(from) WHERE b.id = ANY($1::bigint[])", [pgArray(ids)]).rows
         var byID: [Int: PGRow] = [:]
         byID.reserveCapacity(rows.count)
         for row in rows { byID[try row.int("id")] = row }
@@ -258,6 +258,11 @@ enum BuildCreation {
         try c.notify(channel: "koper_tasks", payload: String(id))
         return id
     }
+}
+
+/// A PostgreSQL array literal for an int[]/bigint[] parameter: `{1,2,3}`.
+func pgArray(_ values: [Int]) -> String {
+    "{" + values.map(String.init).joined(separator: ",") + "}"
 }
 
 /// A PostgreSQL array literal for a text[] parameter: `{"a","b"}` with quotes and backslashes escaped.

@@ -330,7 +330,7 @@ enum ProjectAPI {
             if let chroots {
                 guard !chroots.isEmpty else { throw APIError.badRequest("chroots: At least one chroot must be selected") }
                 let ids = try chrootIDs(c, names: chroots)
-                try c.execute("DELETE FROM project_chroots WHERE project_id = $1 AND NOT (mock_chroot_id = ANY($2::int[]))", [String(project.id), "{" + ids.map(String.init).joined(separator: ",") + "}"])
+                try c.execute("DELETE FROM project_chroots WHERE project_id = $1 AND NOT (mock_chroot_id = ANY($2::int[]))", [String(project.id), pgArray(ids)])
                 for chID in ids {
                     try c.execute("INSERT INTO project_chroots (project_id, mock_chroot_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", [String(project.id), String(chID)])
                 }

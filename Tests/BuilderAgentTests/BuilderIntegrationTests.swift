@@ -38,6 +38,15 @@ final class BuilderIntegrationTests {
         try BuilderFixture.makeOutputDirectory(in: self.root)
     }
 
+    /// An RPM task for `TestSRPM.probeSpec(name:buildScript:)`, served here, and a fresh output directory.
+    private func probeTask(_ name: String, buildScript: String = "", timeout: Int = 600) throws -> (task: String, output: String) {
+        let spec = TestSRPM.probeSpec(name: name, probePort: self.server.port, buildScript: buildScript)
+        let srpm = try TestSRPM.make(name: name, spec: spec, into: self.served)
+        let output = try self.makeOutput()
+        let task = try BuilderFixture.writeTask(BuilderFixture.rpmTask(srpmURL: self.server.url(srpm), timeout: timeout), in: self.served)
+        return (task, output)
+    }
+
     private func packages(_ output: String) throws -> [[String: String]] {
         let results = try BuilderFixture.readJSON(output + "/results.json")
         return (results["packages"]?.arrayValue ?? []).map { p in
@@ -151,14 +160,7 @@ final class BuilderIntegrationTests {
     }
 
     @Test func failingBuildExitsOneAndTheDirectoryIsNotReused() throws {
-        let spec = TestSRPM.probeSpec(
-            name: "hello-fail",
-            probePort: self.server.port,
-            buildScript: "echo failing on purpose; exit 3"
-        )
-        let srpm = try TestSRPM.make(name: "hello-fail", spec: spec, into: self.served)
-        let output = try self.makeOutput()
-        let task = try BuilderFixture.writeTask(BuilderFixture.rpmTask(srpmURL: self.server.url(srpm)), in: self.served)
+        let (task, output) = try self.probeTask("hello-fail", buildScript: "echo failing on purpose; exit 3")
 
         // Work directories: one left by a killed builder (removed), one whose builder still holds its lock (kept).
         let work = self.root + "/work"
@@ -207,10 +209,7 @@ final class BuilderIntegrationTests {
         let limits = ["--cgroup", parent, "--cgroup-pids", "64", "--cgroup-memory", String(256 << 20)]
 
         func build(_ name: String, _ script: String) throws -> (Int32, String) {
-            let spec = TestSRPM.probeSpec(name: name, probePort: self.server.port, buildScript: script)
-            let srpm = try TestSRPM.make(name: name, spec: spec, into: self.served)
-            let output = try self.makeOutput()
-            let task = try BuilderFixture.writeTask(BuilderFixture.rpmTask(srpmURL: self.server.url(srpm)), in: self.served)
+            let (task, output) = try self.probeTask(name, buildScript: script)
             let status = try BuilderFixture.runBuilder(task: task, output: output, extra: limits)
             return (status, BuilderFixture.readString(output + "/builder-live.log") ?? "")
         }
@@ -236,21 +235,13 @@ final class BuilderIntegrationTests {
         #expect(BuildCgroupProbe.procs("/sys/fs/cgroup/pids/\(parent)").isEmpty)
 
         // An unusable parent is an infrastructure error (exit 2), never a build without the limits asked for.
-        let output = try self.makeOutput()
-        let srpm = try TestSRPM.make(name: "hello-noparent", spec: TestSRPM.probeSpec(name: "hello-noparent", probePort: self.server.port), into: self.served)
-        let task = try BuilderFixture.writeTask(BuilderFixture.rpmTask(srpmURL: self.server.url(srpm)), in: self.served)
+        let (task, output) = try self.probeTask("hello-noparent")
         #expect(try BuilderFixture.runBuilder(task: task, output: output, extra: ["--cgroup", "no-such-parent-\(parent)"]) == 2)
         #expect(BuilderFixture.readString(output + "/builder-live.log")?.contains("cannot create the build cgroup") == true)
     }
 
     @Test func timeoutExitsThreeAndKillsTheBuild() throws {
-        let spec = TestSRPM.probeSpec(name: "hello-slow", probePort: self.server.port, buildScript: "sleep 300")
-        let srpm = try TestSRPM.make(name: "hello-slow", spec: spec, into: self.served)
-        let output = try self.makeOutput()
-        let task = try BuilderFixture.writeTask(
-            BuilderFixture.rpmTask(srpmURL: self.server.url(srpm), timeout: 3),
-            in: self.served
-        )
+        let (task, output) = try self.probeTask("hello-slow", buildScript: "sleep 300", timeout: 3)
 
         let started = Date()
         #expect(try BuilderFixture.runBuilder(task: task, output: output) == 3)
@@ -261,14 +252,7 @@ final class BuilderIntegrationTests {
     }
 
     @Test func liveLogGrowsDuringTheBuildAndSIGTERMCancels() throws {
-        let spec = TestSRPM.probeSpec(
-            name: "hello-ticks",
-            probePort: self.server.port,
-            buildScript: "for i in $(seq 1 300); do echo tick $i; sleep 1; done"
-        )
-        let srpm = try TestSRPM.make(name: "hello-ticks", spec: spec, into: self.served)
-        let output = try self.makeOutput()
-        let task = try BuilderFixture.writeTask(BuilderFixture.rpmTask(srpmURL: self.server.url(srpm)), in: self.served)
+        let (task, output) = try self.probeTask("hello-ticks", buildScript: "for i in $(seq 1 300); do echo tick $i; sleep 1; done")
 
         let process = try BuilderFixture.startBuilder(task: task, output: output)
         defer {
