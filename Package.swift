@@ -193,7 +193,7 @@ let package = Package(
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "OpenPGPTests", dependencies: ["OpenPGP", "LibCrypto"]),
+        .testTarget(name: "OpenPGPTests", dependencies: ["OpenPGP", "LibCrypto", "TestSupport"]),
         .testTarget(name: "RPMSignTests", dependencies: ["RPMSign", "RPM", "OpenPGP", "LibCrypto", "TestSupport"]),
         .testTarget(name: "RepodataTests", dependencies: ["Repodata", "RPM", "LibCrypto"]),
         .testTarget(

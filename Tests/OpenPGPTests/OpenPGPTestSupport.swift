@@ -1,7 +1,8 @@
-// Test doubles: LibCrypto hashing behind OpenPGP's protocols, a recording RSA signer, synthetic key packets and a
-// seeded random generator for mutation tests.
+// Test doubles: LibCrypto hashing behind OpenPGP's protocols, a recording RSA signer, synthetic key packets and
+// mutations (the seeded generator is TestSupport.SeededGenerator).
 import LibCrypto
 import OpenPGP
+import TestSupport
 
 struct TestHashes: OpenPGPHashProvider {
     final class Hasher: OpenPGPHasher {
@@ -35,19 +36,6 @@ final class FakeSigner: OpenPGPRSASigner {
         self.digests.append(digest)
         self.hashes.append(hash)
         return self.value
-    }
-}
-
-/// splitmix64: deterministic pseudo-random numbers for reproducible mutation tests.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

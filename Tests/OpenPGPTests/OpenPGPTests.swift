@@ -4,6 +4,7 @@ import Foundation
 import LibCrypto
 import OpenPGP
 import Testing
+import TestSupport
 
 @Suite struct SecretKeyParsingTests {
     @Test func parsesSyntheticExport() throws {

@@ -5,6 +5,7 @@ import OpenPGP
 import RPM
 import RPMSign
 import Testing
+import TestSupport
 
 @Suite(.enabled(if: signingToolsAvailable, "gpg, rpmbuild and rpmkeys are installed"))
 struct GPGInteropTests {

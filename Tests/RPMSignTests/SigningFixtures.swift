@@ -253,19 +253,6 @@ func strayFiles(in directory: String, keep: Set<String>) -> [String] {
     ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !keep.contains($0) }
 }
 
-/// splitmix64 for reproducible mutations.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 func mutate(_ bytes: [UInt8], using rng: inout SeededGenerator) -> [UInt8] {
     var out = bytes
     for _ in 0..<Int.random(in: 1...4, using: &rng) {

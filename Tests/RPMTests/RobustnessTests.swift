@@ -2,6 +2,7 @@
 import Foundation
 import RPM
 import Testing
+import TestSupport
 
 /// Parses and, on success, reads every entry through every accessor (they must not trap either).
 private func parseAndTouch(_ bytes: [UInt8]) -> Result<RPMPackage, RPMError> {
