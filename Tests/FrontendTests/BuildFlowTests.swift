@@ -480,6 +480,19 @@ struct BuildFlowTests {
         await keygen.stop()
     }
 
+    /// `builder_arguments` in the backend's config reach `koper-builder build`: here an unusable `--cgroup` parent,
+    /// which the builder refuses (it never builds without the limits asked for), so the build fails and says why.
+    @Test func builderArgumentsReachTheBuilder() async throws {
+        let s = try await BuildStack(extraConfig: ["builder_arguments": ["--cgroup", "koper-no-such-parent"]])
+        let u = try await project(s, "args")
+        let id = try await s.upload(u, project: "args", srpm: try await SRPMFixture.make(name: "argued"))
+        #expect(try await s.wait(id, for: ["succeeded", "failed"]) == "failed", "\(s.backendLog.suffix(3000))")
+        let dir = "\(s.resultsDir)/\(u.user)/args/fedora-39-x86_64/\(String(format: "%08d-argued", id))"
+        let log = try await Command.run("/bin/zcat", ["\(dir)/builder-live.log.gz"])
+        #expect(log.output.contains("cannot create the build cgroup") && log.output.contains("koper-no-such-parent"), "\(log)")
+        await s.stop()
+    }
+
     /// Forking copies the newest succeeded build of each package into the fork (state `forked`), and the Backend
     /// copies its results, re-signs them with the fork's own key and publishes the fork's repository; the source
     /// project's files are untouched. Forking again with confirm copies nothing twice.
