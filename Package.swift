@@ -55,6 +55,8 @@ let package = Package(
         .target(name: "CoprModel", swiftSettings: swiftSettings),
         /** JSON values, a strict bounded parser and a compact serialiser. */
         .target(name: "KoperJSON", swiftSettings: swiftSettings),
+        /** The internal wire contract (Codable): task description and summary, claim, update, action, poll answer. */
+        .target(name: "KoperProtocol", dependencies: ["CoprModel", "KoperJSON"], swiftSettings: swiftSettings),
         /** Backend dispatch order: lanes, owner/arch/sandbox round robin, caps, ageing (no I/O). */
         .target(name: "Scheduling", swiftSettings: swiftSettings),
         /** OpenPGP v4: gpg secret-key exports (RSA), detached signature packets (build/parse), armor; crypto via protocols. */
@@ -80,7 +82,13 @@ let package = Package(
         /** libpq: connections owned by serial queues, a bounded pool, transactions, migrations, LISTEN. */
         .target(
             name: "Postgres",
-            dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CLibPQ", "KoperJSON", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        /** The Frontend's store: record types and one repository per aggregate, holding all of the Frontend's SQL. */
+        .target(
+            name: "KoperStore",
+            dependencies: ["Postgres", "KoperJSON", "CoprModel", "KoperProtocol"],
             swiftSettings: swiftSettings
         ),
         /** Ticket service (resalloc-style builder leases): pools, tickets, hooks; state in its own PostgreSQL database. */
@@ -124,6 +132,7 @@ let package = Package(
             name: "Frontend",
             dependencies: [
                 "HTTPCore", "HTTPServer", "HTTPClient", "Postgres", "LibCrypto", "CoprModel", "RPM", "KoperJSON",
+                "KoperProtocol", "KoperStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -134,7 +143,7 @@ let package = Package(
             name: "Backend",
             dependencies: [
                 "HTTPCore", "HTTPServer", "HTTPClient", "StaticFiles", "Scheduling", "Tickets", "SSH", "Gzip", "KoperJSON",
-                "CoprModel", "RPMSign", "RepoPublisher", "AtomicFile",
+                "CoprModel", "RPMSign", "RepoPublisher", "AtomicFile", "KoperProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -144,7 +153,7 @@ let package = Package(
         .executableTarget(
             name: "BuilderAgent",
             dependencies: [
-                "CoprModel", "RPM", "LibCrypto", "KoperJSON", "AtomicFile",
+                "CoprModel", "RPM", "LibCrypto", "KoperJSON", "AtomicFile", "KoperProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -174,6 +183,7 @@ let package = Package(
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
         .testTarget(name: "CoprModelTests", dependencies: ["CoprModel"]),
         .testTarget(name: "KoperJSONTests", dependencies: ["KoperJSON"]),
+        .testTarget(name: "KoperProtocolTests", dependencies: ["KoperProtocol", "KoperJSON", "CoprModel"]),
         .testTarget(name: "AtomicFileTests", dependencies: ["AtomicFile"]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
         .testTarget(name: "RPMTests", dependencies: ["RPM", "TestSupport"]),
@@ -184,7 +194,10 @@ let package = Package(
         ),
         .testTarget(name: "TicketsTests", dependencies: ["Tickets", "Postgres", "TestSupport"]),
         .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "BuilderAgentTests", dependencies: ["BuilderAgent", "CoprModel", "RPM", "LibCrypto", "KoperJSON"]),
+        .testTarget(
+            name: "BuilderAgentTests",
+            dependencies: ["BuilderAgent", "CoprModel", "RPM", "LibCrypto", "KoperJSON", "KoperProtocol"]
+        ),
         .testTarget(
             name: "KeygenTests",
             dependencies: [
@@ -210,7 +223,7 @@ let package = Package(
         ),
         .testTarget(name: "GPGTests", dependencies: ["GPG", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPCore", "TestSupport"]),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport", "KoperJSON"]),
         .testTarget(name: "FrontendTests", dependencies: ["Frontend", "TestSupport", "HTTPCore", "Postgres", "KoperJSON", "CoprModel", "LibCrypto"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,4 @@
+import KoperProtocol
 import Foundation
 import Glibc
 import KoperJSON
@@ -191,7 +192,7 @@ final class Builder: Sendable {
         }
     }
 
-    private func readTask() throws(BuilderError) -> BuildTask {
+    private func readTask() throws(BuilderError) -> TaskDescription {
         let fd = open(self.options.taskPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             throw .infrastructure(
@@ -201,7 +202,7 @@ final class Builder: Sendable {
         defer { _ = close(fd) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while bytes.count <= BuildTask.maxTaskBytes {
+        while bytes.count <= TaskDescription.maxTaskBytes {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -212,7 +213,7 @@ final class Builder: Sendable {
             }
             bytes.append(contentsOf: buffer[0..<n])
         }
-        return try BuildTask.parse(bytes)
+        return try TaskDescription.parse(bytes)
     }
 
     // MARK: - Output directory
@@ -339,7 +340,7 @@ final class Builder: Sendable {
 
 /// What every step of one build needs.
 struct BuildContext: Sendable {
-    var task: BuildTask
+    var task: TaskDescription
     var options: BuilderOptions
     var host: HostEnvironment
     var log: LiveLog
@@ -666,7 +667,7 @@ struct SRPMTaskBuilder: Sendable {
         let source = c.task.sourceJSON
         guard let url = source["clone_url"]?.stringValue,
             url.hasPrefix("https://") || url.hasPrefix("http://") || url.hasPrefix("git://"),
-            Validate.isURL(url)
+            FieldRules.isURL(url)
         else {
             throw .infrastructure(
                 "source_json.clone_url must be an http, https or git URL (the builder has no SSH keys)"
@@ -685,13 +686,13 @@ struct SRPMTaskBuilder: Sendable {
         let committish = source["committish"]?.stringValue ?? ""
         let subdirectory = source["subdirectory"]?.stringValue ?? ""
         let spec = source["spec"]?.stringValue ?? ""
-        guard committish.isEmpty || Validate.isCommittish(committish) else {
+        guard committish.isEmpty || FieldRules.isCommittish(committish) else {
             throw .infrastructure("source_json.committish is not a usable branch, tag or commit")
         }
-        guard subdirectory.isEmpty || Validate.isRelativePath(subdirectory) else {
+        guard subdirectory.isEmpty || FieldRules.isRelativePath(subdirectory) else {
             throw .infrastructure("source_json.subdirectory must be a relative path inside the repository")
         }
-        guard spec.isEmpty || Validate.isRelativePath(spec) else {
+        guard spec.isEmpty || FieldRules.isRelativePath(spec) else {
             throw .infrastructure("source_json.spec must be a relative path inside the subdirectory")
         }
         // Both run inside the sandbox, which sees the host's /usr.

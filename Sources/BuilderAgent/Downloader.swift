@@ -1,3 +1,4 @@
+import KoperProtocol
 import Glibc
 import Synchronization
 
@@ -35,7 +36,7 @@ struct CurlProcessDownloader: SourceDownloading {
         timeout: Duration,
         maxBytes: Int
     ) async throws -> (status: Int, bytes: Int) {
-        guard url.hasPrefix("http://") || url.hasPrefix("https://"), Validate.isURL(url) else {
+        guard url.hasPrefix("http://") || url.hasPrefix("https://"), FieldRules.isURL(url) else {
             throw BuilderError.infrastructure("refusing to download a URL that is not plain http(s)")
         }
         let seconds = max(1, Int(timeout.components.seconds))

@@ -1,3 +1,4 @@
+import KoperProtocol
 import ArgumentParser
 import Glibc
 
@@ -122,7 +123,7 @@ struct MockConfigCommand: ParsableCommand {
         }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while bytes.count <= BuildTask.maxTaskBytes {
+        while bytes.count <= TaskDescription.maxTaskBytes {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
@@ -130,7 +131,7 @@ struct MockConfigCommand: ParsableCommand {
         }
         _ = close(fd)
         do throws(BuilderError) {
-            let task = try BuildTask.parse(bytes)
+            let task = try TaskDescription.parse(bytes)
             guard let chroot = task.chroot else {
                 throw .infrastructure("task \(task.taskID) is an SRPM build; only RPM tasks (with a chroot) use mock")
             }

@@ -1,3 +1,4 @@
+import KoperProtocol
 import Glibc
 
 /// Facts about the builder host: where tools are, its name, who we run as.
@@ -70,6 +71,6 @@ struct HostEnvironment: Sendable {
             }
             .prefix(64)
         )
-        return Validate.isHostName(cleaned) ? cleaned : "koper-builder"
+        return FieldRules.isHostName(cleaned) ? cleaned : "koper-builder"
     }
 }

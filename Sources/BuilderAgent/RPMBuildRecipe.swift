@@ -1,3 +1,4 @@
+import KoperProtocol
 import CoprModel
 
 /// The `rpmbuild` method's macros and command line (pure): what makes a plain `rpmbuild` on a Debian host
@@ -63,7 +64,7 @@ enum RPMBuildRecipe {
     /// `rpmbuild -ra --nodeps --load MACROS --define … [--with X]… SRPM`.
     static func arguments(
         rpmbuild: String,
-        task: BuildTask,
+        task: TaskDescription,
         chroot: ChrootName,
         srpmPath: String,
         topDirectory: String,

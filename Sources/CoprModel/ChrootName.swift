@@ -129,3 +129,19 @@ public struct ChrootName: Sendable, Hashable, Comparable, CustomStringConvertibl
         return lhs.arch < rhs.arch
     }
 }
+
+extension ChrootName: Codable {
+    /// On the wire a chroot name is its string (`fedora-41-x86_64`).
+    public init(from decoder: any Decoder) throws {
+        let raw = try decoder.singleValueContainer().decode(String.self)
+        guard let name = ChrootName(raw) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a chroot name"))
+        }
+        self = name
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(self.raw)
+    }
+}

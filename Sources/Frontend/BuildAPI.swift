@@ -50,10 +50,9 @@ enum BuildAPI {
             let r = try c.query(
                 """
                 SELECT \(Builds.columns) \(Builds.from)
-                WHERE b.project_id = $1 AND ($2::text IS NULL OR b.pkg_name = $2) AND ($3::text IS NULL OR b.state = $3)
-                ORDER BY b.id DESC LIMIT $4 OFFSET $5
-                """,
-                [String(project.id), packageName, status, String(page.limit), String(page.offset)]
+                WHERE b.project_id = \(project.id) AND (\(packageName)::text IS NULL OR b.pkg_name = \(packageName)) AND (\(status)::text IS NULL OR b.state = \(status))
+                ORDER BY b.id DESC LIMIT \(page.limit) OFFSET \(page.offset)
+                """
             )
             return try r.rows.map { try Builds.json($0, resultsBase: results, publicBase: base) }
         }
@@ -209,7 +208,7 @@ enum BuildAPI {
                     packageID: packageID, pkg: nil, srpm: nil
                 )
                 if type == "link", let url = json["url"]?.stringValue {
-                    try c.execute("UPDATE builds SET srpm_url = $1 WHERE id = $2", [url, String(id)])
+                    try c.execute("UPDATE builds SET srpm_url = \(url) WHERE id = \(id)")
                 }
                 return try Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base)
             }
@@ -220,7 +219,7 @@ enum BuildAPI {
 
     // MARK: Cancel and delete
 
-    static let finalStates = "('succeeded', 'failed', 'canceled', 'skipped', 'forked')"
+    static let finalStates: PGQuery = "('succeeded', 'failed', 'canceled', 'skipped', 'forked')"
 
     static func cancel(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         let id = try buildID(ctx)
@@ -229,7 +228,7 @@ enum BuildAPI {
         let json = try await app.db.transaction { c -> JSON in
             let user = try Auth.requireUser(c, ctx)
             // Lock the build row so a concurrent backend update and this cancel serialise.
-            guard let locked = try c.query("SELECT project_id, state, source_state FROM builds WHERE id = $1 FOR UPDATE", [String(id)]).first else {
+            guard let locked = try c.query("SELECT project_id, state, source_state FROM builds WHERE id = \(id) FOR UPDATE").first else {
                 throw APIError.notFound("Build \(id) does not exist.")
             }
             guard let project = try Projects.find(c, id: try locked.int("project_id")) else { throw APIError.notFound("Build \(id) does not exist.") }
@@ -240,19 +239,18 @@ enum BuildAPI {
             if state.isFinal { throw APIError(409, "Cannot cancel build \(id)") }
             // Tasks a builder holds right now must be killed by the Backend.
             let active = try c.query(
-                "SELECT name FROM build_chroots WHERE build_id = $1 AND state IN ('starting', 'running')", [String(id)]
+                "SELECT name FROM build_chroots WHERE build_id = \(id) AND state IN ('starting', 'running')"
             ).rows.map { "\(id)-\(try $0.string("name"))" }
             var kill = active
             if ["starting", "running"].contains(try locked.string("source_state")) { kill.append(String(id)) }
             for task in kill {
-                try c.execute("INSERT INTO cancel_requests (task_id) VALUES ($1) ON CONFLICT DO NOTHING", [task])
+                try c.execute("INSERT INTO cancel_requests (task_id) VALUES (\(task)) ON CONFLICT DO NOTHING")
             }
             try c.execute(
-                "UPDATE build_chroots SET state = 'canceled', ended_on = now() WHERE build_id = $1 AND state NOT IN \(finalStates)", [String(id)]
+                "UPDATE build_chroots SET state = 'canceled', ended_on = now() WHERE build_id = \(id) AND state NOT IN \(finalStates)"
             )
             try c.execute(
-                "UPDATE builds SET canceled = true, source_state = CASE WHEN source_state IN \(finalStates) THEN source_state ELSE 'canceled' END, source_ended_on = coalesce(source_ended_on, now()) WHERE id = $1",
-                [String(id)]
+                "UPDATE builds SET canceled = true, source_state = CASE WHEN source_state IN \(finalStates) THEN source_state ELSE 'canceled' END, source_ended_on = coalesce(source_ended_on, now()) WHERE id = \(id)"
             )
             try Builds.refreshState(c, buildID: id)
             try c.notify(channel: "koper_tasks", payload: "cancel")
@@ -298,8 +296,7 @@ enum BuildAPI {
     /// one backend action that removes their result directories. Returns the stored uploads to remove after commit.
     static func deleteBuilds(_ c: PGConnection, user: User, ids: [Int]) throws -> [String] {
         let rows = try c.query(
-            "SELECT b.id, b.project_id, b.state, b.srpm_path, b.project_dirname, p.ownername, p.name FROM builds b JOIN projects p ON p.id = b.project_id WHERE b.id = ANY($1::bigint[]) FOR UPDATE OF b",
-            [pgArray(ids)]
+            "SELECT b.id, b.project_id, b.state, b.srpm_path, b.project_dirname, p.ownername, p.name FROM builds b JOIN projects p ON p.id = b.project_id WHERE b.id = ANY(\(ids)::bigint[]) FOR UPDATE OF b"
         ).rows
         var errors: [String] = []
         let found = Set(try rows.map { try $0.int("id") })
@@ -339,7 +336,7 @@ enum BuildAPI {
                 dirs[name] = .array(list)
             }
         }
-        try c.execute("DELETE FROM builds WHERE id = ANY($1::bigint[])", [pgArray(ids)])
+        try c.execute("DELETE FROM builds WHERE id = ANY(\(ids)::bigint[])")
         try Actions.enqueue(
             c, type: "delete", owner: try first.string("ownername"), project: try first.string("name"),
             data: [

@@ -7,20 +7,20 @@ import Postgres
 enum Builds {
     /// One row of `builds` holds everything the Build object needs (migration 2): the hot read is a primary-key
     /// lookup with no join.
-    static let columns = """
+    static let columns: PGQuery = """
         b.id, b.project_id, b.project_dirname, b.source_type, b.source_state, b.state, b.canceled, b.pkg_name, b.pkg_epoch,
         b.pkg_version, b.pkg_release, b.srpm_path, b.srpm_url, b.is_background, b.package_id, b.submitted_epoch,
         b.started_epoch, b.ended_epoch, b.ownername, b.projectname, b.submitter_name, b.chroot_names
         """
-    static let from = "FROM builds b"
+    static let from: PGQuery = "FROM builds b"
 
     static func find(_ c: PGConnection, id: Int) throws -> PGRow? {
-        try c.query("SELECT \(columns) \(from) WHERE b.id = $1", [String(id)]).first
+        try c.query("SELECT \(columns) \(from) WHERE b.id = \(id)").first
     }
 
     /// Many builds by id in one statement (the build batcher's fetch); rows keyed by id.
     static func find(_ c: PGConnection, ids: [Int]) throws -> [Int: PGRow] {
-        let rows = try c.query("SELECT \(columns) \(from) WHERE b.id = ANY($1::bigint[])", [pgArray(ids)]).rows
+        let rows = try c.query("SELECT \(columns) \(from) WHERE b.id = ANY(\(ids)::bigint[])").rows
         var byID: [Int: PGRow] = [:]
         byID.reserveCapacity(rows.count)
         for row in rows { byID[try row.int("id")] = row }
@@ -77,9 +77,8 @@ enum Builds {
             """
             SELECT b.source_state, b.canceled,
               (SELECT coalesce(string_agg(state, ','), '') FROM build_chroots WHERE build_id = b.id) AS states
-            FROM builds b WHERE b.id = $1
-            """,
-            [String(buildID)]
+            FROM builds b WHERE b.id = \(buildID)
+            """
         )
         guard let row = r.first else { return .unknown }
         let source = BuildState(rawValue: try row.string("source_state")) ?? .unknown
@@ -88,15 +87,14 @@ enum Builds {
         let state = BuildStateDerivation.buildState(canceled: try row.bool("canceled"), sourceState: source, chrootStates: states)
         try c.execute(
             """
-            UPDATE builds b SET state = $1,
+            UPDATE builds b SET state = \(state.rawValue),
               chroot_names = coalesce((SELECT string_agg(name, ',' ORDER BY name) FROM build_chroots WHERE build_id = b.id), ''),
               started_epoch = (SELECT min(x) FROM (SELECT extract(epoch from started_on)::bigint AS x FROM build_chroots WHERE build_id = b.id
                                UNION ALL SELECT extract(epoch from b.source_started_on)::bigint) s),
-              ended_epoch = CASE WHEN $3 THEN (SELECT max(x) FROM (SELECT extract(epoch from ended_on)::bigint AS x FROM build_chroots
+              ended_epoch = CASE WHEN \(state.isFinal) THEN (SELECT max(x) FROM (SELECT extract(epoch from ended_on)::bigint AS x FROM build_chroots
                                WHERE build_id = b.id UNION ALL SELECT extract(epoch from b.source_ended_on)::bigint) s) END
-            WHERE id = $2
-            """,
-            [state.rawValue, String(buildID), state.isFinal ? "t" : "f"]
+            WHERE id = \(buildID)
+            """
         )
         return state
     }
@@ -120,9 +118,8 @@ enum Builds {
             """
             SELECT name, state, result_dir, built_packages, extract(epoch from started_on)::bigint AS started_on,
                    extract(epoch from ended_on)::bigint AS ended_on
-            FROM build_chroots WHERE build_id = $1 ORDER BY name \(descending ? "DESC" : "ASC")
-            """,
-            [String(buildID)]
+            FROM build_chroots WHERE build_id = \(buildID) ORDER BY name \(descending ? "DESC" : "ASC")
+            """
         ).rows
     }
 
@@ -200,7 +197,7 @@ enum BuildCreation {
         } catch {
             throw APIError.badRequest(error.description)
         }
-        let ids = try c.query("SELECT id, name FROM mock_chroots WHERE name = ANY($1::text[])", [pgArray(selected)]).rows.map {
+        let ids = try c.query("SELECT id, name FROM mock_chroots WHERE name = ANY(\(selected)::text[])").rows.map {
             (id: try $0.int("id"), name: try $0.string("name"))
         }.sorted { $0.name < $1.name }
         let timeout = o.timeout ?? config.defaultBuildTimeout
@@ -232,25 +229,17 @@ enum BuildCreation {
                                 pkg_name, pkg_epoch, pkg_version, pkg_release, srpm_path, srpm_sha256, srpm_size,
                                 is_background, timeout, enable_net, isolation, bootstrap, selected_chroots,
                                 source_ended_on)
-            VALUES ($1, $21, $22, $23, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20::text[],
-                    CASE WHEN $7 = 'succeeded' THEN now() END)
+            VALUES (\(v.project.id), \(v.project.ownername), \(v.project.name), \(user.name), \(v.dirname), \(packageID), \(user.id), \(sourceType), \(sourceJSON.text), \(sourceState.rawValue), \(sourceState.rawValue), \(pkg?.name), \(pkg?.epoch), \(pkg?.version), \(pkg?.release), \(srpm?.path), \(srpm?.sha256), \(srpm?.size), \(o.background), \(v.timeout), \(v.enableNet), \(o.isolation), \(o.bootstrap), \(v.chroots.map(\.name)),
+                    CASE WHEN \(sourceState.rawValue) = 'succeeded' THEN now() END)
             RETURNING id
-            """,
-            [
-                String(v.project.id), v.dirname, packageID.map(String.init), String(user.id), sourceType, sourceJSON.text, sourceState.rawValue,
-                pkg?.name, pkg?.epoch.map(String.init), pkg?.version, pkg?.release,
-                srpm?.path, srpm?.sha256, srpm.map { String($0.size) },
-                o.background ? "t" : "f", String(v.timeout), v.enableNet ? "t" : "f", o.isolation, o.bootstrap,
-                pgArray(v.chroots.map(\.name)), v.project.ownername, v.project.name, user.name,
-            ]
+            """
         )
         let id = try r.first!.int("id")
         if sourceState == .succeeded || sourceState == .importing || sourceState == .pending {
             for ch in v.chroots {
                 let dir = pkg.map { resultDirName(buildID: id, packageName: $0.name) }
                 try c.execute(
-                    "INSERT INTO build_chroots (build_id, mock_chroot_id, name, state, result_dir) VALUES ($1, $2, $3, $4, $5)",
-                    [String(id), String(ch.id), ch.name, chrootState.rawValue, dir]
+                    "INSERT INTO build_chroots (build_id, mock_chroot_id, name, state, result_dir) VALUES (\(id), \(ch.id), \(ch.name), \(chrootState.rawValue), \(dir))"
                 )
             }
         }
@@ -260,15 +249,7 @@ enum BuildCreation {
     }
 }
 
-/// A PostgreSQL array literal for an int[]/bigint[] parameter: `{1,2,3}`.
-func pgArray(_ values: [Int]) -> String {
-    "{" + values.map(String.init).joined(separator: ",") + "}"
-}
 
-/// A PostgreSQL array literal for a text[] parameter: `{"a","b"}` with quotes and backslashes escaped.
-func pgArray(_ values: [String]) -> String {
-    "{" + values.map { v in "\"" + v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
-}
 
 func optionalStringList(_ v: JSON?, field: String) throws -> [String]? {
     guard let v, !v.isNull else { return nil }

@@ -103,10 +103,9 @@ struct UserCommand: AsyncParsableCommand {
             let created = try await pool.transaction { c -> Bool in
                 let login = "disabled-" + (try Crypto.randomString(length: 20))
                 let r = try c.query(
-                    "INSERT INTO users (name, email, is_admin, api_login) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING id",
-                    [name, email, admin ? "t" : "f", login]
+                    "INSERT INTO users (name, email, is_admin, api_login) VALUES (\(name), \(email), \(admin), \(login)) ON CONFLICT (name) DO NOTHING RETURNING id"
                 )
-                if r.first == nil && admin { try c.execute("UPDATE users SET is_admin = true WHERE name = $1", [name]) }
+                if r.first == nil && admin { try c.execute("UPDATE users SET is_admin = true WHERE name = \(name)") }
                 return r.first != nil
             }
             print(created ? "created user \(name)" : "user \(name) exists")
@@ -130,7 +129,7 @@ struct GroupCommand: AsyncParsableCommand {
             let pool = try await Bootstrap.adminPool(try self.options.load())
             let fas = self.fasName ?? n
             try await pool.withConnection { c in
-                try c.execute("INSERT INTO copr_groups (name, fas_name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", [n, fas])
+                try c.execute("INSERT INTO copr_groups (name, fas_name) VALUES (\(n), \(fas)) ON CONFLICT (name) DO NOTHING")
             }
             print("group @\(n) ready")
             pool.close()
@@ -149,8 +148,7 @@ struct GroupCommand: AsyncParsableCommand {
             let user = self.user
             let n = try await pool.withConnection { c in
                 try c.execute(
-                    "INSERT INTO group_members (group_id, user_id) SELECT g.id, u.id FROM copr_groups g, users u WHERE g.name = $1 AND u.name = $2 ON CONFLICT DO NOTHING",
-                    [g, user]
+                    "INSERT INTO group_members (group_id, user_id) SELECT g.id, u.id FROM copr_groups g, users u WHERE g.name = \(g) AND u.name = \(user) ON CONFLICT DO NOTHING"
                 )
             }
             pool.close()
@@ -170,8 +168,7 @@ struct GroupCommand: AsyncParsableCommand {
             let user = self.user
             let n = try await pool.withConnection { c in
                 try c.execute(
-                    "DELETE FROM group_members WHERE group_id = (SELECT id FROM copr_groups WHERE name = $1) AND user_id = (SELECT id FROM users WHERE name = $2)",
-                    [g, user]
+                    "DELETE FROM group_members WHERE group_id = (SELECT id FROM copr_groups WHERE name = \(g)) AND user_id = (SELECT id FROM users WHERE name = \(user))"
                 )
             }
             pool.close()
@@ -196,7 +193,7 @@ struct TokenCommand: AsyncParsableCommand {
             let days = self.days ?? config.tokenExpirationDays
             let user = self.user
             let t = try await pool.transaction { c -> (login: String, token: String, expiration: String)? in
-                guard let row = try c.query("SELECT id FROM users WHERE name = $1", [user]).first else { return nil }
+                guard let row = try c.query("SELECT id FROM users WHERE name = \(user)").first else { return nil }
                 return try Auth.mintToken(c, userID: try row.int("id"), days: days)
             }
             pool.close()
@@ -230,10 +227,9 @@ struct ChrootCommand: AsyncParsableCommand {
             try await pool.withConnection { c in
                 try c.execute(
                     """
-                    INSERT INTO mock_chroots (name, os, version, arch, comment, is_active) VALUES ($1, $2, $3, $4, $5, true)
+                    INSERT INTO mock_chroots (name, os, version, arch, comment, is_active) VALUES (\(name), \(parsed.os), \(parsed.version), \(arch), \(comment), true)
                     ON CONFLICT (name) DO UPDATE SET arch = EXCLUDED.arch, comment = EXCLUDED.comment, is_active = true
-                    """,
-                    [name, parsed.os, parsed.version, arch, comment]
+                    """
                 )
             }
             pool.close()
@@ -270,7 +266,7 @@ struct ChrootCommand: AsyncParsableCommand {
 
     static func setActive(_ options: ConfigOption, _ name: String, _ active: Bool) async throws {
         let pool = try await Bootstrap.adminPool(try options.load())
-        let n = try await pool.withConnection { c in try c.execute("UPDATE mock_chroots SET is_active = $1 WHERE name = $2", [active ? "t" : "f", name]) }
+        let n = try await pool.withConnection { c in try c.execute("UPDATE mock_chroots SET is_active = \(active) WHERE name = \(name)") }
         pool.close()
         guard n > 0 else { throw ArgumentParser.ValidationError("no such chroot: \(name)") }
         print("chroot \(name) \(active ? "enabled" : "disabled")")

@@ -15,28 +15,26 @@ enum ForkBuilds {
             """
             SELECT DISTINCT ON (b.package_id) b.id, b.package_id, k.name AS package_name
             FROM builds b JOIN packages k ON k.id = b.package_id
-            WHERE b.project_id = $1 AND b.state = 'succeeded'
+            WHERE b.project_id = \(source.id) AND b.state = 'succeeded'
             ORDER BY b.package_id, b.id DESC
-            """,
-            [String(source.id)]
+            """
         ).rows
         var map: [String: JSONObject] = [:]
         for build in builds {
             let sourceBuild = try build.string("id")
             let packageName = try build.string("package_name")
-            guard let targetPackage = try c.query("SELECT id FROM packages WHERE project_id = $1 AND name = $2", [String(targetID), packageName]).first
+            guard let targetPackage = try c.query("SELECT id FROM packages WHERE project_id = \(targetID) AND name = \(packageName)").first
             else { continue }
             if try c.query(
-                "SELECT 1 FROM builds WHERE project_id = $1 AND forked_from_id = $2", [String(targetID), sourceBuild]
+                "SELECT 1 FROM builds WHERE project_id = \(targetID) AND forked_from_id = \(sourceBuild)"
             ).first != nil { continue }
             let chroots = try c.query(
                 """
                 SELECT bc.mock_chroot_id, bc.name, bc.result_dir, bc.built_packages,
                        extract(epoch from bc.started_on)::bigint AS started, extract(epoch from bc.ended_on)::bigint AS ended
-                FROM build_chroots bc JOIN project_chroots pc ON pc.mock_chroot_id = bc.mock_chroot_id AND pc.project_id = $2
-                WHERE bc.build_id = $1 AND bc.state = 'succeeded' AND bc.result_dir IS NOT NULL ORDER BY bc.name
-                """,
-                [sourceBuild, String(targetID)]
+                FROM build_chroots bc JOIN project_chroots pc ON pc.mock_chroot_id = bc.mock_chroot_id AND pc.project_id = \(targetID)
+                WHERE bc.build_id = \(sourceBuild) AND bc.state = 'succeeded' AND bc.result_dir IS NOT NULL ORDER BY bc.name
+                """
             ).rows
             guard !chroots.isEmpty else { continue }
             let newID = try c.query(
@@ -44,16 +42,12 @@ enum ForkBuilds {
                 INSERT INTO builds (project_id, ownername, projectname, submitter_name, project_dirname, package_id, submitter_id, source_type,
                                     source_json, source_state, state, pkg_name, pkg_epoch, pkg_version, pkg_release, srpm_url, srpm_sha256, srpm_size,
                                     is_background, timeout, enable_net, isolation, bootstrap, selected_chroots, source_started_on, source_ended_on, forked_from_id)
-                SELECT $1, $2, $3, $4, $3, $5, $6, source_type,
+                SELECT \(targetID), \(targetOwner), \(targetName), \(submitter.name), \(targetName), \(try targetPackage.string("id")), \(submitter.id), source_type,
                        source_json, 'succeeded', 'forked', pkg_name, pkg_epoch, pkg_version, pkg_release, srpm_url, srpm_sha256, srpm_size,
-                       is_background, timeout, enable_net, isolation, bootstrap, $7::text[], source_started_on, source_ended_on, id
-                FROM builds WHERE id = $8
+                       is_background, timeout, enable_net, isolation, bootstrap, \(try chroots.map { try $0.string("name") })::text[], source_started_on, source_ended_on, id
+                FROM builds WHERE id = \(sourceBuild)
                 RETURNING id
-                """,
-                [
-                    String(targetID), targetOwner, targetName, submitter.name, try targetPackage.string("id"), String(submitter.id),
-                    pgArray(try chroots.map { try $0.string("name") }), sourceBuild,
-                ]
+                """
             ).first!.int("id")
             for ch in chroots {
                 let name = try ch.string("name")
@@ -61,9 +55,8 @@ enum ForkBuilds {
                 try c.execute(
                     """
                     INSERT INTO build_chroots (build_id, mock_chroot_id, name, state, started_on, ended_on, result_dir, built_packages)
-                    VALUES ($1, $2, $3, 'forked', to_timestamp($4::bigint), to_timestamp($5::bigint), $6, $7)
-                    """,
-                    [String(newID), try ch.string("mock_chroot_id"), name, ch.optionalString("started"), ch.optionalString("ended"), newDir, ch.optionalString("built_packages")]
+                    VALUES (\(newID), \(try ch.string("mock_chroot_id")), \(name), 'forked', to_timestamp(\(ch.optionalString("started"))::bigint), to_timestamp(\(ch.optionalString("ended"))::bigint), \(newDir), \(ch.optionalString("built_packages")))
+                    """
                 )
                 var entry = map[name] ?? [:]
                 entry[try ch.string("result_dir")] = .string(newDir)

@@ -32,7 +32,7 @@ enum InternalAPI {
 
     // MARK: Task descriptions
 
-    static let taskColumns = """
+    static let taskColumns: PGQuery = """
         b.id, b.project_dirname, b.source_type, b.source_json, b.pkg_name, b.pkg_epoch, b.pkg_version, b.pkg_release, b.srpm_path, b.srpm_url,
         b.srpm_sha256, b.is_background, b.timeout, b.enable_net, b.isolation, b.bootstrap, b.canceled, b.source_state,
         extract(epoch from b.submitted_on)::bigint AS submitted_on,
@@ -40,7 +40,7 @@ enum InternalAPI {
         p.bootstrap AS project_bootstrap, p.isolation AS project_isolation,
         array_to_json(p.additional_repos)::text AS additional_repos, u.name AS submitter
         """
-    static let taskFrom = "FROM builds b JOIN projects p ON p.id = b.project_id LEFT JOIN users u ON u.id = b.submitter_id"
+    static let taskFrom: PGQuery = "FROM builds b JOIN projects p ON p.id = b.project_id LEFT JOIN users u ON u.id = b.submitter_id"
 
     /// The description a builder needs for one task (no credentials in it). `chroot` nil means the SRPM build.
     static func taskJSON(_ c: PGConnection, _ row: PGRow, chroot: PGRow?, resultsBase: String, publicBase: String) throws -> JSON {
@@ -107,11 +107,11 @@ enum InternalAPI {
         return s.count >= 8 ? s : String(repeating: "0", count: 8 - s.count) + s
     }
 
-    static let chrootTaskColumns = """
+    static let chrootTaskColumns: PGQuery = """
         bc.name, bc.state, bc.result_dir, bc.claimed_by, pc.additional_packages, array_to_json(pc.additional_repos)::text AS chroot_repos,
         pc.with_opts, pc.without_opts, pc.isolation AS chroot_isolation, pc.bootstrap AS chroot_bootstrap
         """
-    static let chrootTaskFrom = """
+    static let chrootTaskFrom: PGQuery = """
         FROM build_chroots bc JOIN builds b2 ON b2.id = bc.build_id
         LEFT JOIN project_chroots pc ON pc.project_id = b2.project_id AND pc.mock_chroot_id = bc.mock_chroot_id
         """
@@ -128,9 +128,10 @@ enum InternalAPI {
     }
 
     static func loadTask(_ c: PGConnection, build: Int, chroot: String?, resultsBase: String, publicBase: String, lock: Bool = false) throws -> (JSON, state: String, canceled: Bool, claimedBy: String?)? {
-        guard let row = try c.query("SELECT \(taskColumns) \(taskFrom) WHERE b.id = $1 \(lock ? "FOR UPDATE OF b" : "")", [String(build)]).first else { return nil }
+        let locking: PGQuery = lock ? "FOR UPDATE OF b" : ""
+        guard let row = try c.query("SELECT \(taskColumns) \(taskFrom) WHERE b.id = \(build) \(locking)").first else { return nil }
         if let chroot {
-            guard let ch = try c.query("SELECT \(chrootTaskColumns) \(chrootTaskFrom) WHERE bc.build_id = $1 AND bc.name = $2", [String(build), chroot]).first else { return nil }
+            guard let ch = try c.query("SELECT \(chrootTaskColumns) \(chrootTaskFrom) WHERE bc.build_id = \(build) AND bc.name = \(chroot)").first else { return nil }
             return (try taskJSON(c, row, chroot: ch, resultsBase: resultsBase, publicBase: publicBase), try ch.string("state"), row["canceled"] == "t", ch.optionalString("claimed_by"))
         }
         return (try taskJSON(c, row, chroot: nil, resultsBase: resultsBase, publicBase: publicBase), try row.string("source_state"), row["canceled"] == "t", nil)
@@ -168,7 +169,7 @@ enum InternalAPI {
                 var out: [JSON] = []
                 // SRPM builds first (as Copr's dispatcher prefers them), then RPM build chroots, oldest first.
                 let srpms = try c.query(
-                    "SELECT \(taskColumns) \(taskFrom) WHERE b.source_state = 'pending' AND NOT b.canceled ORDER BY b.id LIMIT $1", [String(limit)]
+                    "SELECT \(taskColumns) \(taskFrom) WHERE b.source_state = 'pending' AND NOT b.canceled ORDER BY b.id LIMIT \(limit)"
                 ).rows
                 for row in srpms {
                     var t = try taskJSON(c, row, chroot: nil, resultsBase: results, publicBase: base)
@@ -181,9 +182,8 @@ enum InternalAPI {
                     \(taskFrom) JOIN build_chroots bc ON bc.build_id = b.id
                     LEFT JOIN project_chroots pc ON pc.project_id = b.project_id AND pc.mock_chroot_id = bc.mock_chroot_id
                     WHERE bc.state = 'pending' AND NOT b.canceled AND b.source_state = 'succeeded'
-                    ORDER BY b.id, bc.name LIMIT $1
-                    """,
-                    [String(max(0, limit - out.count))]
+                    ORDER BY b.id, bc.name LIMIT \(max(0, limit - out.count))
+                    """
                 ).rows
                 for row in rows {
                     var t = try taskJSON(c, row, chroot: row, resultsBase: results, publicBase: base)
@@ -218,18 +218,16 @@ enum InternalAPI {
             if let chroot {
                 if state == "pending" {
                     try c.execute(
-                        "UPDATE build_chroots SET state = 'starting', claimed_by = $1, started_on = coalesce(started_on, now()) WHERE build_id = $2 AND name = $3",
-                        [worker, String(build), chroot]
+                        "UPDATE build_chroots SET state = 'starting', claimed_by = \(worker), started_on = coalesce(started_on, now()) WHERE build_id = \(build) AND name = \(chroot)"
                     )
                 } else if !(claimedBy == worker && ["starting", "running"].contains(state)) {
                     return ["claimed": false, "canceled": false, "state": .string(state)]
                 }
             } else {
-                let holder = try c.query("SELECT source_claimed_by FROM builds WHERE id = $1", [String(build)]).first?.optionalString("source_claimed_by")
+                let holder = try c.query("SELECT source_claimed_by FROM builds WHERE id = \(build)").first?.optionalString("source_claimed_by")
                 if state == "pending" {
                     try c.execute(
-                        "UPDATE builds SET source_state = 'starting', source_claimed_by = $1, source_started_on = coalesce(source_started_on, now()) WHERE id = $2",
-                        [worker, String(build)]
+                        "UPDATE builds SET source_state = 'starting', source_claimed_by = \(worker), source_started_on = coalesce(source_started_on, now()) WHERE id = \(build)"
                     )
                 } else if !(holder == worker && ["starting", "running"].contains(state)) {
                     return ["claimed": false, "canceled": false, "state": .string(state)]
@@ -263,41 +261,39 @@ enum InternalAPI {
         }
         let srpm = body["srpm"]?.objectValue
         let (json, uploads) = try await app.db.transaction { c -> (JSON, [String]) in
-            if try c.query("SELECT 1 FROM backend_updates WHERE update_id = $1", [updateID]).first != nil {
+            if try c.query("SELECT 1 FROM backend_updates WHERE update_id = \(updateID)").first != nil {
                 return (["applied": false, "duplicate": true], [])
             }
-            guard let b = try c.query("SELECT canceled, source_state FROM builds WHERE id = $1 FOR UPDATE", [String(build)]).first else {
+            guard let b = try c.query("SELECT canceled, source_state FROM builds WHERE id = \(build) FOR UPDATE").first else {
                 throw APIError.notFound("No such task")
             }
-            try c.execute("INSERT INTO backend_updates (update_id) VALUES ($1)", [updateID])
+            try c.execute("INSERT INTO backend_updates (update_id) VALUES (\(updateID))")
             if b["canceled"] == "t" { return (["applied": false, "canceled": true], []) }
             let isFinal = state == .succeeded || state == .failed
             if let chroot {
-                guard let cur = try c.query("SELECT state FROM build_chroots WHERE build_id = $1 AND name = $2", [String(build), chroot]).first else {
+                guard let cur = try c.query("SELECT state FROM build_chroots WHERE build_id = \(build) AND name = \(chroot)").first else {
                     throw APIError.notFound("No such task")
                 }
                 if BuildState(rawValue: try cur.string("state"))?.isFinal == true { return (["applied": false, "final": true], []) }
                 try c.execute(
                     """
-                    UPDATE build_chroots SET state = $1,
-                      started_on = CASE WHEN $1 IN ('running', 'succeeded', 'failed') THEN coalesce(started_on, now()) ELSE started_on END,
-                      ended_on = CASE WHEN $2 THEN now() ELSE NULL END,
-                      result_dir = coalesce($3, result_dir), built_packages = coalesce($4, built_packages),
-                      claimed_by = CASE WHEN $1 = 'pending' THEN NULL ELSE claimed_by END
-                    WHERE build_id = $5 AND name = $6
-                    """,
-                    [state.rawValue, isFinal ? "t" : "f", resultDir, packages.isNull ? nil : packages.text, String(build), chroot]
+                    UPDATE build_chroots SET state = \(state.rawValue),
+                      started_on = CASE WHEN \(state.rawValue) IN ('running', 'succeeded', 'failed') THEN coalesce(started_on, now()) ELSE started_on END,
+                      ended_on = CASE WHEN \(isFinal) THEN now() ELSE NULL END,
+                      result_dir = coalesce(\(resultDir), result_dir), built_packages = coalesce(\(packages.isNull ? nil : packages.text), built_packages),
+                      claimed_by = CASE WHEN \(state.rawValue) = 'pending' THEN NULL ELSE claimed_by END
+                    WHERE build_id = \(build) AND name = \(chroot)
+                    """
                 )
             } else {
                 if BuildState(rawValue: try b.string("source_state"))?.isFinal == true { return (["applied": false, "final": true], []) }
                 try c.execute(
                     """
-                    UPDATE builds SET source_state = $1, source_ended_on = CASE WHEN $2 THEN now() ELSE NULL END,
-                      source_result_dir = coalesce($3, source_result_dir),
-                      source_claimed_by = CASE WHEN $1 = 'pending' THEN NULL ELSE source_claimed_by END
-                    WHERE id = $4
-                    """,
-                    [state.rawValue, isFinal ? "t" : "f", resultDir, String(build)]
+                    UPDATE builds SET source_state = \(state.rawValue), source_ended_on = CASE WHEN \(isFinal) THEN now() ELSE NULL END,
+                      source_result_dir = coalesce(\(resultDir), source_result_dir),
+                      source_claimed_by = CASE WHEN \(state.rawValue) = 'pending' THEN NULL ELSE source_claimed_by END
+                    WHERE id = \(build)
+                    """
                 )
                 if state == .succeeded {
                     // The SRPM is known now: record its NEVR, name the result dirs and release the chroots.
@@ -306,30 +302,28 @@ enum InternalAPI {
                     else { throw APIError.badRequest("srpm: name, version and release are required when an SRPM build succeeds") }
                     do { try Names.validatePackageName(name) } catch { throw APIError.badRequest("srpm: \(error)") }
                     let epoch = srpm["epoch"]?.intValue
-                    let project = try c.query("SELECT project_id, package_id FROM builds WHERE id = $1", [String(build)]).first!
+                    let project = try c.query("SELECT project_id, package_id FROM builds WHERE id = \(build)").first!
                     let packageID = try project.optionalInt("package_id") ?? PackageStore.ensure(c, projectID: try project.int("project_id"), name: name, sourceType: "url")
                     try c.execute(
-                        "UPDATE builds SET pkg_name = $1, pkg_epoch = $2, pkg_version = $3, pkg_release = $4, srpm_url = coalesce($5, srpm_url), package_id = $6 WHERE id = $7",
-                        [name, epoch.map(String.init), version, release, srpm["url"]?.stringValue, String(packageID), String(build)]
+                        "UPDATE builds SET pkg_name = \(name), pkg_epoch = \(epoch), pkg_version = \(version), pkg_release = \(release), srpm_url = coalesce(\(srpm["url"]?.stringValue), srpm_url), package_id = \(packageID) WHERE id = \(build)"
                     )
-                    let selected = try c.query("SELECT array_to_json(selected_chroots)::text AS s FROM builds WHERE id = $1", [String(build)]).first?.optionalString("s")
+                    let selected = try c.query("SELECT array_to_json(selected_chroots)::text AS s FROM builds WHERE id = \(build)").first?.optionalString("s")
                     for chName in Projects.jsonList(selected) {
                         try c.execute(
                             """
                             INSERT INTO build_chroots (build_id, mock_chroot_id, name, state, result_dir)
-                            SELECT $1, id, name, 'pending', $2 FROM mock_chroots WHERE name = $3
+                            SELECT \(build), id, name, 'pending', \(resultDirName(buildID: build, packageName: name)) FROM mock_chroots WHERE name = \(chName)
                             ON CONFLICT (build_id, mock_chroot_id) DO UPDATE SET state = 'pending', result_dir = EXCLUDED.result_dir
-                            """,
-                            [String(build), resultDirName(buildID: build, packageName: name), chName]
+                            """
                         )
                     }
                 } else if state == .failed {
-                    try c.execute("UPDATE build_chroots SET state = 'failed', ended_on = now() WHERE build_id = $1 AND state = 'waiting'", [String(build)])
+                    try c.execute("UPDATE build_chroots SET state = 'failed', ended_on = now() WHERE build_id = \(build) AND state = 'waiting'")
                 }
             }
             let newState = try Builds.refreshState(c, buildID: build)
             var pruned: [String] = []
-            if newState == .succeeded, let row = try c.query("SELECT project_id, package_id FROM builds WHERE id = $1", [String(build)]).first,
+            if newState == .succeeded, let row = try c.query("SELECT project_id, package_id FROM builds WHERE id = \(build)").first,
                 let package = try row.optionalInt("package_id")
             {
                 pruned = try Retention.prune(c, projectID: try row.int("project_id"), packageID: package)
@@ -353,7 +347,7 @@ enum InternalAPI {
     static func cancelRequestDone(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         try requireSecret(app, ctx)
         guard let id = try ctx.jsonBody()["task_id"]?.stringValue else { throw APIError.badRequest("task_id: required") }
-        let n = try await app.db.withConnection { c in try c.execute("DELETE FROM cancel_requests WHERE task_id = $1", [id]) }
+        let n = try await app.db.withConnection { c in try c.execute("DELETE FROM cancel_requests WHERE task_id = \(id)") }
         return jsonOK(["removed": .bool(n > 0)])
     }
 
@@ -380,7 +374,7 @@ enum InternalAPI {
         let result = body["result"]?.stringValue ?? "success"
         guard ["success", "failure"].contains(result) else { throw APIError.badRequest("result: success or failure") }
         let n = try await app.db.withConnection { c in
-            try c.execute("UPDATE actions SET state = $1, ended_on = now() WHERE id = $2 AND state = 'pending'", [result, String(id)])
+            try c.execute("UPDATE actions SET state = \(result), ended_on = now() WHERE id = \(id) AND state = 'pending'")
         }
         return jsonOK(["updated": .bool(n > 0)])
     }
@@ -411,14 +405,13 @@ enum InternalAPI {
         guard let build = body["build_id"]?.intValue else { throw APIError.badRequest("build_id: required") }
         let ok = (body["result"]?.stringValue ?? "success") == "success"
         let json = try await app.db.transaction { c -> JSON in
-            guard let row = try c.query("SELECT source_state, canceled FROM builds WHERE id = $1 FOR UPDATE", [String(build)]).first else {
+            guard let row = try c.query("SELECT source_state, canceled FROM builds WHERE id = \(build) FOR UPDATE").first else {
                 throw APIError.notFound("No such build")
             }
             guard try row.string("source_state") == "importing", row["canceled"] == "f" else { return ["applied": false] }
-            try c.execute("UPDATE builds SET source_state = $1, source_ended_on = now() WHERE id = $2", [ok ? "succeeded" : "failed", String(build)])
+            try c.execute("UPDATE builds SET source_state = \(ok ? "succeeded" : "failed"), source_ended_on = now() WHERE id = \(build)")
             try c.execute(
-                "UPDATE build_chroots SET state = $1, ended_on = CASE WHEN $1 = 'failed' THEN now() END WHERE build_id = $2 AND state = 'waiting'",
-                [ok ? "pending" : "failed", String(build)]
+                "UPDATE build_chroots SET state = \(ok ? "pending" : "failed"), ended_on = CASE WHEN \(ok ? "pending" : "failed") = 'failed' THEN now() END WHERE build_id = \(build) AND state = 'waiting'"
             )
             let s = try Builds.refreshState(c, buildID: build)
             try c.notify(channel: "koper_tasks", payload: "import")

@@ -15,10 +15,9 @@ enum PackageStore {
         }
         let r = try c.query(
             """
-            INSERT INTO packages (project_id, name, source_type) VALUES ($1, $2, $3)
+            INSERT INTO packages (project_id, name, source_type) VALUES (\(projectID), \(name), \(sourceType))
             ON CONFLICT (project_id, name) DO UPDATE SET name = EXCLUDED.name RETURNING id
-            """,
-            [String(projectID), name, sourceType]
+            """
         )
         return try r.first!.int("id")
     }
@@ -64,14 +63,14 @@ enum PackageStore {
         }
     }
 
-    static let columns = "k.id, k.name, k.source_type, k.source_json, k.webhook_rebuild, k.max_builds, k.timeout, array_to_json(k.chroot_denylist)::text AS denylist"
+    static let columns: PGQuery = "k.id, k.name, k.source_type, k.source_json, k.webhook_rebuild, k.max_builds, k.timeout, array_to_json(k.chroot_denylist)::text AS denylist"
 
     static func json(_ c: PGConnection, _ row: PGRow, project: Project, withLatest: Bool, withLatestSucceeded: Bool, resultsBase: String, publicBase: String) throws -> JSON {
         let id = try row.int("id")
         func latest(_ succeeded: Bool) throws -> JSON {
+            let onlySucceeded: PGQuery = succeeded ? "AND b.state = 'succeeded'" : ""
             let r = try c.query(
-                "SELECT \(Builds.columns) \(Builds.from) WHERE b.package_id = $1 \(succeeded ? "AND b.state = 'succeeded'" : "") ORDER BY b.id DESC LIMIT 1",
-                [String(id)]
+                "SELECT \(Builds.columns) \(Builds.from) WHERE b.package_id = \(id) \(onlySucceeded) ORDER BY b.id DESC LIMIT 1"
             )
             return try r.first.map { try Builds.json($0, resultsBase: resultsBase, publicBase: publicBase) } ?? .null
         }
@@ -123,22 +122,18 @@ enum PackageAPI {
             guard try Permissions.canBuild(c, user: user, project: project) else {
                 throw APIError.forbidden("User '\(user.name)' doesn't have the build permissions in project '\(project.fullName)'")
             }
-            let existing = try c.query("SELECT id FROM packages WHERE project_id = $1 AND name = $2", [String(project.id), name]).first
+            let existing = try c.query("SELECT id FROM packages WHERE project_id = \(project.id) AND name = \(name)").first
             if isAdd, existing != nil { throw APIError.badRequest("Package \(name) already exists in copr \(project.fullName).") }
             if !isAdd, existing == nil { throw APIError.notFound("Package \(name) does not exist in project \(project.fullName).") }
             let r = try c.query(
                 """
                 INSERT INTO packages (project_id, name, source_type, source_json, webhook_rebuild, max_builds, timeout, chroot_denylist)
-                VALUES ($1, $2, $3, $4, coalesce($5::boolean, false), $6, $7, coalesce($8::text[], '{}'))
+                VALUES (\(project.id), \(name), \(type), \(JSON.object(source).text), coalesce(\(webhook)::boolean, false), \(maxBuilds), \(timeout), coalesce(\(denylist)::text[], '{}'))
                 ON CONFLICT (project_id, name) DO UPDATE SET source_type = EXCLUDED.source_type, source_json = EXCLUDED.source_json,
-                  webhook_rebuild = coalesce($5::boolean, packages.webhook_rebuild), max_builds = coalesce($6, packages.max_builds),
-                  timeout = coalesce($7, packages.timeout), chroot_denylist = coalesce($8::text[], packages.chroot_denylist)
-                RETURNING \(PackageStore.columns.replacingOccurrences(of: "k.", with: ""))
-                """,
-                [
-                    String(project.id), name, type, JSON.object(source).text, webhook.map { $0 ? "t" : "f" }, maxBuilds.map(String.init),
-                    timeout.map(String.init), denylist.map(pgArray),
-                ]
+                  webhook_rebuild = coalesce(\(webhook)::boolean, packages.webhook_rebuild), max_builds = coalesce(\(maxBuilds), packages.max_builds),
+                  timeout = coalesce(\(timeout), packages.timeout), chroot_denylist = coalesce(\(denylist)::text[], packages.chroot_denylist)
+                RETURNING id, name, source_type, source_json, webhook_rebuild, max_builds, timeout, array_to_json(chroot_denylist)::text AS denylist
+                """
             )
             return try PackageStore.json(c, r.first!, project: project, withLatest: false, withLatestSucceeded: false, resultsBase: results, publicBase: base)
         }
@@ -159,8 +154,7 @@ enum PackageAPI {
         let items = try await app.db.withConnection { c -> [JSON] in
             let project = try Projects.require(c, owner: owner, name: name)
             let rows = try c.query(
-                "SELECT \(PackageStore.columns) FROM packages k WHERE k.project_id = $1 ORDER BY k.id LIMIT $2 OFFSET $3",
-                [String(project.id), String(page.limit), String(page.offset)]
+                "SELECT \(PackageStore.columns) FROM packages k WHERE k.project_id = \(project.id) ORDER BY k.id LIMIT \(page.limit) OFFSET \(page.offset)"
             ).rows
             return try rows.map {
                 try PackageStore.json(c, $0, project: project, withLatest: withLatest, withLatestSucceeded: withSucceeded, resultsBase: results, publicBase: base)
@@ -179,7 +173,7 @@ enum PackageAPI {
         let base = ctx.publicBase
         let json = try await app.db.withConnection { c -> JSON in
             let project = try Projects.require(c, owner: owner, name: name)
-            guard let row = try c.query("SELECT \(PackageStore.columns) FROM packages k WHERE k.project_id = $1 AND k.name = $2", [String(project.id), pkg]).first else {
+            guard let row = try c.query("SELECT \(PackageStore.columns) FROM packages k WHERE k.project_id = \(project.id) AND k.name = \(pkg)").first else {
                 throw APIError.notFound("No package with name \(pkg) in copr \(project.fullName)")
             }
             return try PackageStore.json(c, row, project: project, withLatest: withLatest, withLatestSucceeded: withSucceeded, resultsBase: results, publicBase: base)
@@ -198,20 +192,20 @@ enum PackageAPI {
             let user = try Auth.requireUser(c, ctx)
             let project = try Projects.require(c, owner: owner, name: name)
             try Permissions.requireEdit(c, user: user, project: project, message: "You are not allowed to delete packages in \(project.fullName).")
-            guard let row = try c.query("SELECT \(PackageStore.columns) FROM packages k WHERE k.project_id = $1 AND k.name = $2", [String(project.id), pkg]).first else {
+            guard let row = try c.query("SELECT \(PackageStore.columns) FROM packages k WHERE k.project_id = \(project.id) AND k.name = \(pkg)").first else {
                 throw APIError.notFound("No package with name \(pkg) in copr \(project.fullName)")
             }
             let id = try row.int("id")
             let running = try c.query(
-                "SELECT id FROM builds WHERE package_id = $1 AND state NOT IN \(BuildAPI.finalStates) ORDER BY id", [String(id)]
+                "SELECT id FROM builds WHERE package_id = \(id) AND state NOT IN \(BuildAPI.finalStates) ORDER BY id"
             ).rows.map { try $0.int("id") }
             if !running.isEmpty {
                 throw APIError.badRequest("Package \(pkg) has unfinished builds: \(running.map(String.init).joined(separator: ", "))")
             }
             let json = try PackageStore.json(c, row, project: project, withLatest: false, withLatestSucceeded: false, resultsBase: results, publicBase: base)
-            let buildIDs = try c.query("SELECT id FROM builds WHERE package_id = $1", [String(id)]).rows.map { try $0.int("id") }
+            let buildIDs = try c.query("SELECT id FROM builds WHERE package_id = \(id)").rows.map { try $0.int("id") }
             if !buildIDs.isEmpty { _ = try BuildAPI.deleteBuilds(c, user: user, ids: buildIDs) }
-            try c.execute("DELETE FROM packages WHERE id = $1", [String(id)])
+            try c.execute("DELETE FROM packages WHERE id = \(id)")
             return json
         }
         app.tasks.bump()
@@ -226,7 +220,7 @@ enum PackageAPI {
         let opts = options
         let (packageID, type, source) = try await app.db.withConnection { c -> (Int, String, JSONObject) in
             let project = try Projects.require(c, owner: opts.ownername, name: opts.projectname)
-            guard let row = try c.query("SELECT id, source_type, source_json FROM packages WHERE project_id = $1 AND name = $2", [String(project.id), pkg]).first else {
+            guard let row = try c.query("SELECT id, source_type, source_json FROM packages WHERE project_id = \(project.id) AND name = \(pkg)").first else {
                 throw APIError.notFound("No package with name \(pkg) in copr \(project.fullName)")
             }
             let source = (try? JSONParser.parse(Array((row.optionalString("source_json") ?? "{}").utf8)))?.objectValue ?? JSONObject()
@@ -254,7 +248,7 @@ enum PackageAPI {
         let base = ctx.publicBase
         let packages = try await app.db.withConnection { c -> [JSON] in
             let project = try Projects.require(c, owner: owner, name: name)
-            if dirname != name, try c.query("SELECT 1 FROM builds WHERE project_id = $1 AND project_dirname = $2 LIMIT 1", [String(project.id), dirname]).first == nil {
+            if dirname != name, try c.query("SELECT 1 FROM builds WHERE project_id = \(project.id) AND project_dirname = \(dirname) LIMIT 1").first == nil {
                 throw APIError.notFound("'\(dirname)' doesn't exist in '\(project.fullName)' project")
             }
             // Latest build per (package, chroot) in this dir.
@@ -263,10 +257,9 @@ enum PackageAPI {
                 SELECT DISTINCT ON (k.name, bc.name) k.name AS package, bc.name AS chroot, b.id AS build_id, bc.state, bc.result_dir,
                        b.pkg_version, b.pkg_release, b.pkg_epoch
                 FROM packages k JOIN builds b ON b.package_id = k.id JOIN build_chroots bc ON bc.build_id = b.id
-                WHERE k.project_id = $1 AND b.project_dirname = $2
+                WHERE k.project_id = \(project.id) AND b.project_dirname = \(dirname)
                 ORDER BY k.name, bc.name, b.id DESC
-                """,
-                [String(project.id), dirname]
+                """
             ).rows
             var order: [String] = []
             var byPackage: [String: JSONObject] = [:]

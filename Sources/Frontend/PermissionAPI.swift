@@ -21,8 +21,7 @@ enum PermissionAPI {
             let project = try Projects.require(c, owner: owner, name: name)
             try Permissions.requireEdit(c, user: user, project: project, message: "Only owners and admins may see permissions of \(project.fullName).")
             let rows = try c.query(
-                "SELECT u.name, pe.builder, pe.admin FROM permissions pe JOIN users u ON u.id = pe.user_id WHERE pe.project_id = $1 AND (pe.builder > 0 OR pe.admin > 0) ORDER BY u.name",
-                [String(project.id)]
+                "SELECT u.name, pe.builder, pe.admin FROM permissions pe JOIN users u ON u.id = pe.user_id WHERE pe.project_id = \(project.id) AND (pe.builder > 0 OR pe.admin > 0) ORDER BY u.name"
             ).rows
             guard !rows.isEmpty else { throw APIError.notFound("No permissions set on \(project.fullName) project") }
             var perms = JSONObject()
@@ -48,7 +47,7 @@ enum PermissionAPI {
             guard !body.pairs.isEmpty else { throw APIError.badRequest("no permission change requested") }
             var updated: [String] = []
             for (who, change) in body.pairs {
-                guard let target = try c.query("SELECT id FROM users WHERE name = $1", [who]).first else {
+                guard let target = try c.query("SELECT id FROM users WHERE name = \(who)").first else {
                     throw APIError.badRequest("user '\(who)' doesn't exist in database")
                 }
                 let targetID = try target.int("id")
@@ -67,10 +66,9 @@ enum PermissionAPI {
                 if current != before {
                     try c.execute(
                         """
-                        INSERT INTO permissions (project_id, user_id, builder, admin) VALUES ($1, $2, $3, $4)
-                        ON CONFLICT (project_id, user_id) DO UPDATE SET builder = $3, admin = $4
-                        """,
-                        [String(project.id), String(targetID), String(current.builder), String(current.admin)]
+                        INSERT INTO permissions (project_id, user_id, builder, admin) VALUES (\(project.id), \(targetID), \(current.builder), \(current.admin))
+                        ON CONFLICT (project_id, user_id) DO UPDATE SET builder = \(current.builder), admin = \(current.admin)
+                        """
                     )
                     updated.append(who)
                 }
@@ -104,10 +102,9 @@ enum PermissionAPI {
             guard current != before else { return ["updated": false] }
             try c.execute(
                 """
-                INSERT INTO permissions (project_id, user_id, builder, admin) VALUES ($1, $2, $3, $4)
-                ON CONFLICT (project_id, user_id) DO UPDATE SET builder = $3, admin = $4
-                """,
-                [String(project.id), String(user.id), String(current.builder), String(current.admin)]
+                INSERT INTO permissions (project_id, user_id, builder, admin) VALUES (\(project.id), \(user.id), \(current.builder), \(current.admin))
+                ON CONFLICT (project_id, user_id) DO UPDATE SET builder = \(current.builder), admin = \(current.admin)
+                """
             )
             return ["updated": true]
         }
@@ -120,7 +117,7 @@ enum PermissionAPI {
         let name = ctx.param("project")
         let can = try await app.db.withConnection { c -> Bool in
             let project = try Projects.require(c, owner: owner, name: name)
-            guard let u = try c.query("SELECT id, name, is_admin FROM users WHERE name = $1", [who]).first else {
+            guard let u = try c.query("SELECT id, name, is_admin FROM users WHERE name = \(who)").first else {
                 throw APIError.notFound("User \(who) does not exist.")
             }
             let user = User(id: try u.int("id"), name: try u.string("name"), isAdmin: try u.bool("is_admin"))
@@ -138,9 +135,8 @@ enum ChrootAPI {
             """
             SELECT mc.name, pc.additional_packages, array_to_json(pc.additional_repos)::text AS additional_repos, pc.additional_modules,
                    pc.with_opts, pc.without_opts, pc.isolation, pc.bootstrap, pc.bootstrap_image, pc.delete_comps, pc.mock_chroot_id
-            FROM project_chroots pc JOIN mock_chroots mc ON mc.id = pc.mock_chroot_id WHERE pc.project_id = $1 AND mc.name = $2
-            """,
-            [String(project.id), chroot]
+            FROM project_chroots pc JOIN mock_chroots mc ON mc.id = pc.mock_chroot_id WHERE pc.project_id = \(project.id) AND mc.name = \(chroot)
+            """
         ).first else {
             throw APIError.notFound("Chroot \(chroot) does not exist in \(project.fullName)")
         }
@@ -201,14 +197,12 @@ enum ChrootAPI {
         let name = ctx.param("project")
         let chroot = ctx.param("chroot")
         let o = try await body(ctx)
-        var sets: [String] = []
-        var params: [String?] = []
-        func add(_ col: String, _ v: String?, cast: String = "") {
-            params.append(v)
-            sets.append("\(col) = $\(params.count)\(cast)")
+        var sets: [PGQuery] = []
+        func add(_ col: PGQuery, _ v: String) {
+            sets.append(col + " = \(v)")
         }
         if let v = try optionalStringList(o["additional_packages"], field: "additional_packages") { add("additional_packages", v.joined(separator: " ")) }
-        if let v = try optionalStringList(o["additional_repos"], field: "additional_repos") { add("additional_repos", pgArray(v), cast: "::text[]") }
+        if let v = try optionalStringList(o["additional_repos"], field: "additional_repos") { sets.append("additional_repos = \(v)") }
         if let m = o["additional_modules"], !m.isNull {
             if let s = m.stringValue {
                 add("additional_modules", s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ","))
@@ -227,7 +221,7 @@ enum ChrootAPI {
             add("bootstrap", v)
         }
         if let v = o["bootstrap_image"]?.stringValue { add("bootstrap_image", v) }
-        if let v = try optionalBool(o["delete_comps"], field: "delete_comps") { add("delete_comps", v ? "t" : "f") }
+        if let v = try optionalBool(o["delete_comps"], field: "delete_comps") { sets.append("delete_comps = \(v)") }
         for field in try optionalStringList(o["reset_fields"], field: "reset_fields") ?? [] {
             guard resettable.contains(field) else {
                 throw APIError.badRequest("Trying to reset an invalid attribute: \(field)\nSee `copr-cli get-chroot \(owner)/\(name)/\(chroot)' for all the possible attributes")
@@ -235,20 +229,25 @@ enum ChrootAPI {
             switch field {
             case "additional_repos": sets.append("additional_repos = '{}'")
             case "isolation": sets.append("isolation = 'unchanged'")
-            case "bootstrap", "bootstrap_image": sets.append("\(field) = NULL")
+            case "bootstrap": sets.append("bootstrap = NULL")
+            case "bootstrap_image": sets.append("bootstrap_image = NULL")
             case "delete_comps": sets.append("delete_comps = false")
-            default: sets.append("\(field) = ''")
+            case "additional_packages": sets.append("additional_packages = ''")
+            case "additional_modules": sets.append("additional_modules = ''")
+            case "with_opts": sets.append("with_opts = ''")
+            case "without_opts": sets.append("without_opts = ''")
+            default: throw APIError.badRequest("Trying to reset an invalid attribute: \(field)")
             }
         }
-        let json = try await app.db.transaction { [sets, params] c -> JSON in
+        let json = try await app.db.transaction { [sets] c -> JSON in
             let user = try Auth.requireUser(c, ctx)
             let project = try Projects.require(c, owner: owner, name: name)
             try Permissions.requireEdit(c, user: user, project: project)
             let existing = try row(c, project: project, chroot: chroot)
             if !sets.isEmpty {
+                let mockChrootID: Int = try existing.decode("mock_chroot_id")
                 try c.execute(
-                    "UPDATE project_chroots SET \(sets.joined(separator: ", ")) WHERE project_id = $\(params.count + 1) AND mock_chroot_id = $\(params.count + 2)",
-                    params + [String(project.id), String(try existing.int("mock_chroot_id"))]
+                    "UPDATE project_chroots SET \(sets.joined(separator: ", ")) WHERE project_id = \(project.id) AND mock_chroot_id = \(mockChrootID)"
                 )
             }
             return try render(try row(c, project: project, chroot: chroot), project: project)

@@ -57,8 +57,7 @@ enum ProjectAPI {
         let results = app.config.resultsBase
         let items = try await app.db.withConnection { c in
             let r = try c.query(
-                "SELECT \(Projects.columns) FROM projects p WHERE ($1::text IS NULL OR p.ownername = $1) ORDER BY p.\(order) \(orderType), p.id LIMIT $2 OFFSET $3",
-                [owner, String(page.limit), String(page.offset)]
+                "SELECT \(Projects.columns) FROM projects p WHERE (\(owner)::text IS NULL OR p.ownername = \(owner)) ORDER BY p.\(order) \(orderType), p.id LIMIT \(page.limit) OFFSET \(page.offset)"
             )
             return try r.rows.map { Projects.json(try Projects.make($0), resultsBase: results) }
         }
@@ -74,10 +73,9 @@ enum ProjectAPI {
             let r = try c.query(
                 """
                 SELECT \(Projects.columns) FROM projects p
-                WHERE (p.ownername || '/' || p.name) ILIKE $1 OR p.description ILIKE $1
-                ORDER BY p.created_on DESC, p.id DESC LIMIT $2 OFFSET $3
-                """,
-                [pattern, String(page.limit), String(page.offset)]
+                WHERE (p.ownername || '/' || p.name) ILIKE \(pattern) OR p.description ILIKE \(pattern)
+                ORDER BY p.created_on DESC, p.id DESC LIMIT \(page.limit) OFFSET \(page.offset)
+                """
             )
             return try r.rows.map { Projects.json(try Projects.make($0), resultsBase: results) }
         }
@@ -180,44 +178,38 @@ enum ProjectAPI {
             }
         }
 
-        /// SQL SET fragments and parameters, numbered from `start`.
-        func assignments(start: Int) -> (sql: [String], params: [String?]) {
-            var sql: [String] = []
-            var params: [String?] = []
-            func add(_ column: String, _ value: String?, cast: String = "") {
-                params.append(value)
-                sql.append("\(column) = $\(start + params.count - 1)\(cast)")
-            }
-            func flag(_ b: Bool) -> String { b ? "t" : "f" }
-            if let v = self.description { add("description", v) }
-            if let v = self.instructions { add("instructions", v) }
-            if let v = self.homepage { add("homepage", v) }
-            if let v = self.contact { add("contact", v) }
-            if let v = self.additionalRepos { add("additional_repos", pgArray(v), cast: "::text[]") }
-            if let v = self.runtimeDependencies { add("runtime_dependencies", pgArray(v), cast: "::text[]") }
-            if let v = self.packit { add("packit_forge_projects_allowed", pgArray(v), cast: "::text[]") }
-            if let v = self.unlistedOnHP { add("unlisted_on_hp", flag(v)) }
-            if let v = self.enableNet { add("enable_net", flag(v)) }
-            if let v = self.autoPrune { add("auto_prune", flag(v)) }
-            if let v = self.bootstrap { add("bootstrap", v) }
-            if let v = self.bootstrapImage { add("bootstrap_image", v) }
-            if let v = self.isolation { add("isolation", v) }
-            if let v = self.followFedoraBranching { add("follow_fedora_branching", flag(v)) }
-            if let v = self.develMode { add("devel_mode", flag(v)) }
-            if let v = self.multilib { add("multilib", flag(v)) }
-            if let v = self.moduleHotfixes { add("module_hotfixes", flag(v)) }
-            if let v = self.fedoraReview { add("fedora_review", flag(v)) }
-            if let v = self.appstream { add("appstream", flag(v)) }
-            if let v = self.repoPriority { add("repo_priority", v.map(String.init), cast: "::int") }
-            if let v = self.keepBuilds { add("keep_builds", v.map(String.init), cast: "::int") }
+        /// The SET assignments for the settings that were sent.
+        var assignments: [PGQuery] {
+            var sql: [PGQuery] = []
+            if let v = self.description { sql.append("description = \(v)") }
+            if let v = self.instructions { sql.append("instructions = \(v)") }
+            if let v = self.homepage { sql.append("homepage = \(v)") }
+            if let v = self.contact { sql.append("contact = \(v)") }
+            if let v = self.additionalRepos { sql.append("additional_repos = \(v)") }
+            if let v = self.runtimeDependencies { sql.append("runtime_dependencies = \(v)") }
+            if let v = self.packit { sql.append("packit_forge_projects_allowed = \(v)") }
+            if let v = self.unlistedOnHP { sql.append("unlisted_on_hp = \(v)") }
+            if let v = self.enableNet { sql.append("enable_net = \(v)") }
+            if let v = self.autoPrune { sql.append("auto_prune = \(v)") }
+            if let v = self.bootstrap { sql.append("bootstrap = \(v)") }
+            if let v = self.bootstrapImage { sql.append("bootstrap_image = \(v)") }
+            if let v = self.isolation { sql.append("isolation = \(v)") }
+            if let v = self.followFedoraBranching { sql.append("follow_fedora_branching = \(v)") }
+            if let v = self.develMode { sql.append("devel_mode = \(v)") }
+            if let v = self.multilib { sql.append("multilib = \(v)") }
+            if let v = self.moduleHotfixes { sql.append("module_hotfixes = \(v)") }
+            if let v = self.fedoraReview { sql.append("fedora_review = \(v)") }
+            if let v = self.appstream { sql.append("appstream = \(v)") }
+            if let v = self.repoPriority { sql.append("repo_priority = \(v)") }
+            if let v = self.keepBuilds { sql.append("keep_builds = \(v)") }
             if let v = self.deleteAfterDays {
                 if let d = v {
-                    add("delete_after", String(d), cast: " * interval '1 day' + now()")
+                    sql.append("delete_after = \(d) * interval '1 day' + now()")
                 } else {
-                    add("delete_after", nil, cast: "::timestamptz")
+                    sql.append("delete_after = NULL")
                 }
             }
-            return (sql, params)
+            return sql
         }
     }
 
@@ -225,7 +217,7 @@ enum ProjectAPI {
     static func resolveOwner(_ c: PGConnection, owner: String, user: User) throws -> (userID: Int?, groupID: Int?) {
         if owner.hasPrefix("@") {
             let group = String(owner.dropFirst())
-            guard let g = try c.query("SELECT id, fas_name FROM copr_groups WHERE name = $1", [group]).first else {
+            guard let g = try c.query("SELECT id, fas_name FROM copr_groups WHERE name = \(group)").first else {
                 throw APIError.notFound("Group \(group) does not exist.")
             }
             let gid = try g.int("id")
@@ -238,7 +230,7 @@ enum ProjectAPI {
         guard user.isAdmin else {
             throw APIError.forbidden("You were authorized as '\(user.name)' user without permissions to access projects of user '\(owner)'")
         }
-        guard let u = try c.query("SELECT id FROM users WHERE name = $1", [owner]).first else {
+        guard let u = try c.query("SELECT id FROM users WHERE name = \(owner)").first else {
             throw APIError.notFound("User \(owner) does not exist.")
         }
         return (try u.int("id"), nil)
@@ -288,17 +280,19 @@ enum ProjectAPI {
             var s = settings
             let persistent = s.persistent ?? false
             s.persistent = nil
-            let (sets, params) = s.assignments(start: 1)
+            let sets = s.assignments
             let r = try c.query(
-                "INSERT INTO projects (ownername, name, owner_user_id, owner_group_id, created_by, persistent) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-                [owner, name, ownerUser.map(String.init), ownerGroup.map(String.init), String(user.id), persistent ? "t" : "f"]
+                """
+                INSERT INTO projects (ownername, name, owner_user_id, owner_group_id, created_by, persistent)
+                VALUES (\(owner), \(name), \(ownerUser), \(ownerGroup), \(user.id), \(persistent)) RETURNING id
+                """
             )
-            let id = try r.first!.int("id")
+            let id: Int = try r.first!.decode("id")
             if !sets.isEmpty {
-                try c.execute("UPDATE projects SET \(sets.joined(separator: ", ")) WHERE id = $\(params.count + 1)", params + [String(id)])
+                try c.execute("UPDATE projects SET \(sets.joined(separator: ", ")) WHERE id = \(id)")
             }
             for chID in ids {
-                try c.execute("INSERT INTO project_chroots (project_id, mock_chroot_id) VALUES ($1, $2)", [String(id), String(chID)])
+                try c.execute("INSERT INTO project_chroots (project_id, mock_chroot_id) VALUES (\(id), \(chID))")
             }
             guard let p = try Projects.find(c, id: id) else { throw APIError(500, "Project vanished") }
             return Projects.json(p, resultsBase: results)
@@ -323,16 +317,16 @@ enum ProjectAPI {
             if settings.autoPrune == false && !user.isAdmin && project.row["auto_prune"] == "t" {
                 throw APIError.badRequest("auto_prune: Only admins may disable auto-pruning.")
             }
-            let (sets, params) = settings.assignments(start: 1)
+            let sets = settings.assignments
             if !sets.isEmpty {
-                try c.execute("UPDATE projects SET \(sets.joined(separator: ", ")) WHERE id = $\(params.count + 1)", params + [String(project.id)])
+                try c.execute("UPDATE projects SET \(sets.joined(separator: ", ")) WHERE id = \(project.id)")
             }
             if let chroots {
                 guard !chroots.isEmpty else { throw APIError.badRequest("chroots: At least one chroot must be selected") }
                 let ids = try chrootIDs(c, names: chroots)
-                try c.execute("DELETE FROM project_chroots WHERE project_id = $1 AND NOT (mock_chroot_id = ANY($2::int[]))", [String(project.id), pgArray(ids)])
+                try c.execute("DELETE FROM project_chroots WHERE project_id = \(project.id) AND NOT (mock_chroot_id = ANY(\(ids)::int[]))")
                 for chID in ids {
-                    try c.execute("INSERT INTO project_chroots (project_id, mock_chroot_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", [String(project.id), String(chID)])
+                    try c.execute("INSERT INTO project_chroots (project_id, mock_chroot_id) VALUES (\(project.id), \(chID)) ON CONFLICT DO NOTHING")
                 }
             }
             // A new retention limit applies at once to the builds already there.
@@ -353,17 +347,16 @@ enum ProjectAPI {
             let project = try Projects.require(c, owner: owner, name: name)
             try Permissions.requireEdit(c, user: user, project: project, message: "Only owners and admins may delete their projects.")
             let running = try c.query(
-                "SELECT id FROM builds WHERE project_id = $1 AND state NOT IN ('succeeded', 'failed', 'canceled', 'skipped', 'forked') ORDER BY id",
-                [String(project.id)]
+                "SELECT id FROM builds WHERE project_id = \(project.id) AND state NOT IN ('succeeded', 'failed', 'canceled', 'skipped', 'forked') ORDER BY id"
             ).rows.map { try $0.int("id") }
             if !running.isEmpty {
                 throw APIError.badRequest("Build(s) \(running.map(String.init).joined(separator: ", ")) are still running.\n")
             }
-            let uploads = try c.query("SELECT srpm_path FROM builds WHERE project_id = $1 AND srpm_path IS NOT NULL", [String(project.id)]).rows.compactMap {
+            let uploads = try c.query("SELECT srpm_path FROM builds WHERE project_id = \(project.id) AND srpm_path IS NOT NULL").rows.compactMap {
                 $0.optionalString("srpm_path")
             }
             let json = Projects.json(project, resultsBase: results)
-            try c.execute("DELETE FROM projects WHERE id = $1", [String(project.id)])
+            try c.execute("DELETE FROM projects WHERE id = \(project.id)")
             try Actions.enqueue(c, type: "delete", owner: owner, project: name, data: ["object_type": "copr", "ownername": .string(owner), "projectname": .string(name)])
             return (json, uploads)
         }
@@ -415,29 +408,26 @@ enum ProjectAPI {
                     INSERT INTO projects (ownername, name, owner_user_id, owner_group_id, created_by, description, instructions, homepage, contact,
                         devel_mode, unlisted_on_hp, auto_prune, enable_net, bootstrap, bootstrap_image, isolation, module_hotfixes, appstream,
                         follow_fedora_branching, multilib, fedora_review, repo_priority, keep_builds, additional_repos, runtime_dependencies, forked_from_id)
-                    SELECT $1, $2, $3, $4, $5, description, instructions, homepage, contact, devel_mode, unlisted_on_hp, auto_prune, enable_net,
+                    SELECT \(newOwner), \(newName), \(ownerUser), \(ownerGroup), \(user.id), description, instructions, homepage, contact, devel_mode, unlisted_on_hp, auto_prune, enable_net,
                         bootstrap, bootstrap_image, isolation, module_hotfixes, appstream, follow_fedora_branching, multilib, fedora_review,
-                        repo_priority, keep_builds, additional_repos, runtime_dependencies, id FROM projects WHERE id = $6
+                        repo_priority, keep_builds, additional_repos, runtime_dependencies, id FROM projects WHERE id = \(source.id)
                     RETURNING id
-                    """,
-                    [newOwner, newName, ownerUser.map(String.init), ownerGroup.map(String.init), String(user.id), String(source.id)]
+                    """
                 ).first!.int("id")
             }
             try c.execute(
                 """
                 INSERT INTO project_chroots (project_id, mock_chroot_id, additional_packages, additional_repos, additional_modules, with_opts, without_opts)
-                SELECT $1, mock_chroot_id, additional_packages, additional_repos, additional_modules, with_opts, without_opts
-                FROM project_chroots WHERE project_id = $2 ON CONFLICT DO NOTHING
-                """,
-                [String(target), String(source.id)]
+                SELECT \(target), mock_chroot_id, additional_packages, additional_repos, additional_modules, with_opts, without_opts
+                FROM project_chroots WHERE project_id = \(source.id) ON CONFLICT DO NOTHING
+                """
             )
             try c.execute(
                 """
                 INSERT INTO packages (project_id, name, source_type, source_json, webhook_rebuild, max_builds, chroot_denylist, timeout)
-                SELECT $1, name, source_type, source_json, false, max_builds, chroot_denylist, timeout FROM packages WHERE project_id = $2
+                SELECT \(target), name, source_type, source_json, false, max_builds, chroot_denylist, timeout FROM packages WHERE project_id = \(source.id)
                 ON CONFLICT DO NOTHING
-                """,
-                [String(target), String(source.id)]
+                """
             )
             let buildsMap = try ForkBuilds.copy(c, source: source, targetID: target, targetOwner: newOwner, targetName: newName, submitter: user)
             try Actions.enqueue(
@@ -463,8 +453,7 @@ enum ProjectAPI {
 enum Actions {
     static func enqueue(_ c: PGConnection, type: String, owner: String?, project: String?, data: JSONObject) throws {
         try c.execute(
-            "INSERT INTO actions (action_type, ownername, projectname, data) VALUES ($1, $2, $3, $4)",
-            [type, owner, project, JSON.object(data).text]
+            "INSERT INTO actions (action_type, ownername, projectname, data) VALUES (\(type), \(owner), \(project), \(JSON.object(data).text))"
         )
         try c.notify(channel: "koper_tasks", payload: "action")
     }

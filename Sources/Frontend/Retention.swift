@@ -8,12 +8,12 @@ import Postgres
 /// Persistent projects are never pruned (their builds cannot be deleted at all). A forked build counts as a
 /// succeeded one (it is a copy of one).
 enum Retention {
-    static let finalStates = "'succeeded', 'forked', 'failed', 'canceled', 'skipped'"
+    static let finalStates: PGQuery = "'succeeded', 'forked', 'failed', 'canceled', 'skipped'"
 
     /// Prunes one package (after one of its builds succeeded) or, with `packageID` nil, every package of the
     /// project (after `keep_builds` was lowered). Returns the stored uploads to remove after commit.
     static func prune(_ c: PGConnection, projectID: Int, packageID: Int? = nil) throws -> [String] {
-        guard let p = try c.query("SELECT keep_builds, persistent FROM projects WHERE id = $1", [String(projectID)]).first,
+        guard let p = try c.query("SELECT keep_builds, persistent FROM projects WHERE id = \(projectID)").first,
             let keep = try p.optionalInt("keep_builds"), keep > 0, p["persistent"] != "t"
         else { return [] }
         let packages: [Int]
@@ -21,7 +21,7 @@ enum Retention {
             packages = [packageID]
         } else {
             packages = try c.query(
-                "SELECT DISTINCT package_id FROM builds WHERE project_id = $1 AND package_id IS NOT NULL ORDER BY package_id", [String(projectID)]
+                "SELECT DISTINCT package_id FROM builds WHERE project_id = \(projectID) AND package_id IS NOT NULL ORDER BY package_id"
             ).rows.map { try $0.int("package_id") }
         }
         var uploads: [String] = []
@@ -30,15 +30,14 @@ enum Retention {
             let rows = try c.query(
                 """
                 WITH oldest_kept AS (
-                    SELECT id FROM builds WHERE project_id = $1 AND package_id = $2 AND state IN ('succeeded', 'forked')
-                    ORDER BY id DESC OFFSET $3 LIMIT 1
+                    SELECT id FROM builds WHERE project_id = \(projectID) AND package_id = \(package) AND state IN ('succeeded', 'forked')
+                    ORDER BY id DESC OFFSET \(keep - 1) LIMIT 1
                 )
                 SELECT b.id, b.project_id, b.state, b.srpm_path, b.project_dirname, p.ownername, p.name
                 FROM builds b JOIN projects p ON p.id = b.project_id, oldest_kept k
-                WHERE b.project_id = $1 AND b.package_id = $2 AND b.id < k.id AND b.state IN (\(finalStates))
+                WHERE b.project_id = \(projectID) AND b.package_id = \(package) AND b.id < k.id AND b.state IN (\(finalStates))
                 ORDER BY b.id FOR UPDATE OF b
-                """,
-                [String(projectID), String(package), String(keep - 1)]
+                """
             ).rows
             // One delete action per results directory (a package can have builds in several CoprDirs).
             for dirname in Set(rows.compactMap { $0.optionalString("project_dirname") }).sorted() {

@@ -23,8 +23,7 @@ enum Auth {
     static func requireUser(_ c: PGConnection, _ ctx: RequestContext) throws -> User {
         guard let cred = ctx.credentials, !cred.login.isEmpty, !cred.password.isEmpty else { throw unauthorized(ctx) }
         let r = try c.query(
-            "SELECT id, name, is_admin, api_token_sha256, (api_token_expiration IS NULL OR api_token_expiration < current_date) AS expired FROM users WHERE api_login = $1",
-            [cred.login]
+            "SELECT id, name, is_admin, api_token_sha256, (api_token_expiration IS NULL OR api_token_expiration < current_date) AS expired FROM users WHERE api_login = \(cred.login)"
         )
         guard let row = r.first, let stored = row.optionalString("api_token_sha256") else { throw unauthorized(ctx) }
         let presented = tokenHash(cred.password)
@@ -39,8 +38,7 @@ enum Auth {
         let login = try Crypto.randomString(length: 20)
         let token = try Crypto.randomString(length: 30)
         let r = try c.query(
-            "UPDATE users SET api_login = $1, api_token_sha256 = $2, api_token_expiration = current_date + $3::int WHERE id = $4 RETURNING api_token_expiration::text AS exp",
-            [login, tokenHash(token), String(days), String(userID)]
+            "UPDATE users SET api_login = \(login), api_token_sha256 = \(tokenHash(token)), api_token_expiration = current_date + \(days)::int WHERE id = \(userID) RETURNING api_token_expiration::text AS exp"
         )
         guard let exp = r.first?.optionalString("exp") else { throw APIError.notFound("User does not exist") }
         return (login, token, exp)
@@ -62,7 +60,7 @@ struct Project: Sendable {
 }
 
 enum Projects {
-    static let columns = """
+    static let columns: PGQuery = """
         p.id, p.ownername, p.name, p.owner_user_id, p.owner_group_id, p.description, p.instructions, p.homepage, p.contact,
         p.devel_mode, p.persistent, p.unlisted_on_hp, p.auto_prune, p.enable_net, p.bootstrap, p.bootstrap_image, p.isolation,
         p.module_hotfixes, p.appstream, p.follow_fedora_branching, p.multilib, p.fedora_review, p.repo_priority, p.keep_builds, p.storage,
@@ -88,12 +86,12 @@ enum Projects {
     }
 
     static func find(_ c: PGConnection, owner: String, name: String) throws -> Project? {
-        let r = try c.query("SELECT \(columns) FROM projects p WHERE p.ownername = $1 AND p.name = $2", [owner, name])
+        let r = try c.query("SELECT \(columns) FROM projects p WHERE p.ownername = \(owner) AND p.name = \(name)")
         return try r.first.map(make)
     }
 
     static func find(_ c: PGConnection, id: Int) throws -> Project? {
-        let r = try c.query("SELECT \(columns) FROM projects p WHERE p.id = $1", [String(id)])
+        let r = try c.query("SELECT \(columns) FROM projects p WHERE p.id = \(id)")
         return try r.first.map(make)
     }
 
@@ -171,11 +169,11 @@ enum Permissions {
     }
 
     static func isGroupMember(_ c: PGConnection, userID: Int, groupID: Int) throws -> Bool {
-        try c.query("SELECT 1 FROM group_members WHERE group_id = $1 AND user_id = $2", [String(groupID), String(userID)]).first != nil
+        try c.query("SELECT 1 FROM group_members WHERE group_id = \(groupID) AND user_id = \(userID)").first != nil
     }
 
     static func levels(_ c: PGConnection, project: Project, userID: Int) throws -> (builder: Int, admin: Int) {
-        guard let row = try c.query("SELECT builder, admin FROM permissions WHERE project_id = $1 AND user_id = $2", [String(project.id), String(userID)]).first
+        guard let row = try c.query("SELECT builder, admin FROM permissions WHERE project_id = \(project.id) AND user_id = \(userID)").first
         else { return (0, 0) }
         return (try row.int("builder"), try row.int("admin"))
     }

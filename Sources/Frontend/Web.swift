@@ -68,7 +68,7 @@ enum Web {
         let results = app.config.resultsBase
         let (project, builds) = try await app.db.withConnection { c -> (Project, [PGRow]) in
             guard let p = try Projects.find(c, owner: owner, name: name) else { throw APIError.notFound("Project \(owner)/\(name) does not exist.") }
-            let b = try c.query("SELECT \(Builds.columns) \(Builds.from) WHERE b.project_id = $1 ORDER BY b.id DESC LIMIT 20", [String(p.id)]).rows
+            let b = try c.query("SELECT \(Builds.columns) \(Builds.from) WHERE b.project_id = \(p.id) ORDER BY b.id DESC LIMIT 20").rows
             return (p, b)
         }
         let ownerName = OwnerName(owner)

@@ -66,19 +66,18 @@ public final class PGConnection: @unchecked Sendable {
 
     // MARK: Public statement API
 
-    /// Runs one statement with text-format parameters (`$1`, `$2`, …; `nil` is NULL) and returns all rows.
-    /// The corresponding C function is `PQexecParams`.
-    public func query(_ sql: String, _ params: [String?] = []) throws -> PGResult {
-        let result = try run(sql, params, simple: false)
+    /// Runs one statement with its bound parameters and returns all rows.
+    /// The corresponding C functions are `PQexecParams` and `PQexecPrepared`.
+    public func query(_ query: PGQuery) throws -> PGResult {
+        let result = try run(query.sql, query.binds, simple: false)
         defer { PQclear(result) }
         return LibPQ.makeResult(result)
     }
 
-    /// Runs one statement with text-format parameters and returns the number of affected rows.
-    /// The corresponding C function is `PQexecParams`.
+    /// Runs one statement with its bound parameters and returns the number of affected rows.
     @discardableResult
-    public func execute(_ sql: String, _ params: [String?] = []) throws -> Int {
-        let result = try run(sql, params, simple: false)
+    public func execute(_ query: PGQuery) throws -> Int {
+        let result = try run(query.sql, query.binds, simple: false)
         defer { PQclear(result) }
         return PQcmdTuples(result).map { Int(String(cString: $0)) ?? 0 } ?? 0
     }
@@ -92,14 +91,14 @@ public final class PGConnection: @unchecked Sendable {
 
     /// Sends a notification: `SELECT pg_notify($1, $2)`. Delivered to listeners when the transaction commits.
     public func notify(channel: String, payload: String) throws {
-        try execute("SELECT pg_notify($1, $2)", [channel, payload])
+        try execute("SELECT pg_notify(\(channel), \(payload))")
     }
 
     /// BEGIN; body; COMMIT — ROLLBACK if `body` throws (then rethrows). Also refuses to COMMIT (and rolls back)
     /// a transaction that an error inside `body` already aborted, even if `body` swallowed that error.
     /// Transactions do not nest: inside `body`, use SAVEPOINT for sub-transactions.
     public func withTransaction<T>(_ body: (PGConnection) throws -> T) throws -> T {
-        try execute("BEGIN")
+        try executeScript("BEGIN")
         let value: T
         do {
             value = try body(self)
@@ -111,7 +110,7 @@ public final class PGConnection: @unchecked Sendable {
             rollbackQuietly()
             throw PostgresError(code: .queryFailed, message: "transaction was aborted by an earlier error; rolled back")
         }
-        try execute("COMMIT")
+        try executeScript("COMMIT")
         return value
     }
 
@@ -158,19 +157,20 @@ public final class PGConnection: @unchecked Sendable {
     /// The name of a server-side prepared statement for `sql`, preparing it on first use. Nil when the statement
     /// is not worth preparing (transaction control, DDL) or the cache is full: the caller then uses PQexecParams.
     /// The corresponding C function is `PQprepare`.
-    private func preparedName(_ conn: OpaquePointer, _ sql: String, parameterCount: Int) -> String? {
-        if let name = self.prepared[sql] { return name }
+    private func preparedName(_ conn: OpaquePointer, _ sql: String, types: [Oid]) -> String? {
+        let key = types.isEmpty ? sql : sql + "\u{0}" + types.map(String.init).joined(separator: ",")
+        if let name = self.prepared[key] { return name }
         guard self.prepared.count < Self.maxPreparedStatements else { return nil }
         let head = sql.drop { $0 == " " || $0 == "\n" }.prefix(6).uppercased()
         guard ["SELECT", "INSERT", "UPDATE", "DELETE"].contains(head) else { return nil }
         let name = "koper_\(self.prepared.count)"
-        guard let result = PQprepare(conn, name, sql, Int32(parameterCount), nil) else { return nil }
+        guard let result = PQprepare(conn, name, sql, Int32(types.count), types) else { return nil }
         defer { PQclear(result) }
         guard PQresultStatus(result) == PGRES_COMMAND_OK else {
             // Let the normal path run the statement and report its error.
             return nil
         }
-        self.prepared[sql] = name
+        self.prepared[key] = name
         return name
     }
 
@@ -208,8 +208,10 @@ public final class PGConnection: @unchecked Sendable {
     }
 
     /// Runs one statement and returns its successful result (the caller must `PQclear` it).
-    private func run(_ sql: String, _ params: [String?], simple: Bool) throws(PostgresError) -> OpaquePointer {
+    private func run(_ sql: String, _ binds: [PGBind], simple: Bool) throws(PostgresError) -> OpaquePointer {
         dispatchPrecondition(condition: .onQueue(queue))
+        let params = binds.map(\.text)
+        let types: [Oid] = binds.map { Oid($0.type.oid) }
         guard !sql.utf8.contains(0), !params.contains(where: { $0?.utf8.contains(0) == true }) else {
             // libpq takes C strings: a NUL byte would silently truncate the value.
             throw PostgresError(code: .invalidArgument, message: "statement or parameter contains a NUL byte")
@@ -239,10 +241,10 @@ public final class PGConnection: @unchecked Sendable {
         } else {
             let pointers: [UnsafePointer<CChar>?] = cParams.map { $0.map { UnsafePointer($0) } }
             let inTransactionError = PQtransactionStatus(conn) == PQTRANS_INERROR
-            if !inTransactionError, let name = preparedName(conn, sql, parameterCount: params.count) {
+            if !inTransactionError, let name = preparedName(conn, sql, types: types) {
                 result = PQexecPrepared(conn, name, Int32(params.count), pointers, nil, nil, 0)
             } else {
-                result = PQexecParams(conn, sql, Int32(params.count), nil, pointers, nil, nil, 0)
+                result = PQexecParams(conn, sql, Int32(params.count), types, pointers, nil, nil, 0)
             }
         }
         guard let result else {

@@ -29,7 +29,7 @@ public enum PGMigrator {
         for (previous, next) in zip(ordered, ordered.dropFirst()) where previous.version == next.version {
             throw PostgresError(code: .invalidArgument, message: "duplicate migration version \(next.version)")
         }
-        let lock = "SELECT pg_advisory_xact_lock(\(lockKey))"
+        let lock: PGQuery = "SELECT pg_advisory_xact_lock(\(lockKey))"
 
         let recorded: [Int: String] = try await pool.transaction { connection in
             try connection.execute(lock)
@@ -44,7 +44,7 @@ public enum PGMigrator {
             )
             var recorded: [Int: String] = [:]
             for row in try connection.query("SELECT version, name FROM schema_migrations").rows {
-                recorded[try row.int("version")] = row.optionalString("name") ?? ""
+                recorded[try row.decode("version")] = try row.decode("name", as: String?.self) ?? ""
             }
             return recorded
         }
@@ -64,17 +64,12 @@ public enum PGMigrator {
         for migration in ordered where recorded[migration.version] == nil {
             let didApply = try await pool.transaction { connection in
                 try connection.execute(lock)
-                let done = try connection.query(
-                    "SELECT 1 FROM schema_migrations WHERE version = $1",
-                    [String(migration.version)]
-                )
-                if done.first != nil {
+                if try connection.exists("SELECT 1 FROM schema_migrations WHERE version = \(migration.version)") {
                     return false  // another process applied it while we waited for the lock
                 }
                 try connection.executeScript(migration.sql)
                 try connection.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, now())",
-                    [String(migration.version), migration.name]
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(migration.version), \(migration.name), now())"
                 )
                 return true
             }

@@ -7,7 +7,7 @@ enum TicketSchema {
     /// The key of the transaction-level advisory lock that serialises every state change (bytes "koperTKT").
     static let lockKey: Int64 = 0x6b6f_7065_7254_4b54
 
-    static let lock = "SELECT pg_advisory_xact_lock(\(lockKey))"
+    static let lock: PGQuery = "SELECT pg_advisory_xact_lock(\(lockKey))"
 
     static let migrations: [PGMigration] = [
         PGMigration(

@@ -213,23 +213,18 @@ final class TicketCore: Sendable {
                     """
                     INSERT INTO pools (name, tags, max, max_prealloc, release_command, release_timeout, active,
                         updated_at)
-                    VALUES ($1, string_to_array($2, ' '), $3::int, $4::int, $5, $6::int, true, now())
+                    VALUES (\(pool.name), string_to_array(\(pool.tags.joined(separator: " ")), ' '), \(pool.max)::int, \(pool.maxPrealloc)::int, \(pool.releaseCommand), \(pool.releaseTimeout)::int, true, now())
                     ON CONFLICT (name) DO UPDATE SET tags = EXCLUDED.tags, max = EXCLUDED.max,
                         max_prealloc = EXCLUDED.max_prealloc, release_command = EXCLUDED.release_command,
                         release_timeout = EXCLUDED.release_timeout, active = true, updated_at = now()
-                    """,
-                    [
-                        pool.name, pool.tags.joined(separator: " "), String(pool.max), String(pool.maxPrealloc),
-                        pool.releaseCommand, String(pool.releaseTimeout),
-                    ]
+                    """
                 )
             }
             try c.execute(
                 """
                 UPDATE pools SET active = false, updated_at = now()
-                WHERE active AND NOT (name = ANY (string_to_array($1, ' ')))
-                """,
-                [pools.map(\.name).joined(separator: " ")]
+                WHERE active AND NOT (name = ANY (string_to_array(\(pools.map(\.name).joined(separator: " ")), ' ')))
+                """
             )
             var retired: [String: RetiredPool] = [:]
             for row in try c.query("SELECT name, release_command, release_timeout FROM pools WHERE NOT active").rows {
@@ -445,17 +440,15 @@ final class TicketCore: Sendable {
                 try c.execute(
                     """
                     DELETE FROM tickets
-                    WHERE state = 'closed' AND closed_at < now() - make_interval(secs => $1::float8)
-                    """,
-                    [retention]
+                    WHERE state = 'closed' AND closed_at < now() - make_interval(secs => \(retention)::float8)
+                    """
                 )
                 try c.execute(
                     """
                     DELETE FROM resources r
-                    WHERE r.state = 'deleted' AND r.deleted_at < now() - make_interval(secs => $1::float8)
+                    WHERE r.state = 'deleted' AND r.deleted_at < now() - make_interval(secs => \(retention)::float8)
                         AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.resource_id = r.id)
-                    """,
-                    [retention]
+                    """
                 )
             }
         } catch {
@@ -537,11 +530,10 @@ final class TicketCore: Sendable {
             let stored = await self.persist(row) { c in
                 try c.execute(
                     """
-                    UPDATE resources SET state = 'ready', data = $2, ready_at = now(), idle_since = now(),
+                    UPDATE resources SET state = 'ready', data = \(text), ready_at = now(), idle_since = now(),
                         last_check_at = now()
-                    WHERE id = $1 AND state = 'allocating'
-                    """,
-                    [String(row.id), text]
+                    WHERE id = \(row.id) AND state = 'allocating'
+                    """
                 ) == 1
             }
             if stored == true {
@@ -597,9 +589,8 @@ final class TicketCore: Sendable {
                         """
                         UPDATE resources SET release_attempts = release_attempts + 1,
                             next_release_at = now() + make_interval(secs => least(600, 5 * power(2, release_attempts)))
-                        WHERE id = $1 AND state = 'releasing'
-                        """,
-                        [String(row.id)]
+                        WHERE id = \(row.id) AND state = 'releasing'
+                        """
                     )
                 }
                 return
@@ -607,8 +598,7 @@ final class TicketCore: Sendable {
         }
         let deleted = await self.persist(row) { c in
             try c.execute(
-                "UPDATE resources SET state = 'deleted', deleted_at = now() WHERE id = $1 AND state = 'releasing'",
-                [String(row.id)]
+                "UPDATE resources SET state = 'deleted', deleted_at = now() WHERE id = \(row.id) AND state = 'releasing'"
             ) == 1
         }
         if deleted == true {
@@ -631,8 +621,7 @@ final class TicketCore: Sendable {
         if outcome.isSuccess {
             _ = await self.persist(row) { c in
                 try c.execute(
-                    "UPDATE resources SET last_check_at = now(), check_failures = 0 WHERE id = $1 AND state = 'ready'",
-                    [String(row.id)]
+                    "UPDATE resources SET last_check_at = now(), check_failures = 0 WHERE id = \(row.id) AND state = 'ready'"
                 )
             }
             return
@@ -643,9 +632,8 @@ final class TicketCore: Sendable {
             let failures = try c.query(
                 """
                 UPDATE resources SET last_check_at = now(), check_failures = check_failures + 1
-                WHERE id = $1 AND state = 'ready' RETURNING check_failures
-                """,
-                [String(row.id)]
+                WHERE id = \(row.id) AND state = 'ready' RETURNING check_failures
+                """
             ).first.map { try $0.int("check_failures") }
             guard let failures, failures >= maxFailures else { return false }
             // A resource that got a ticket meanwhile stays: its worker notices a broken machine itself.
@@ -653,10 +641,9 @@ final class TicketCore: Sendable {
                 """
                 UPDATE resources SET state = 'releasing', release_reason = 'health check failed',
                     next_release_at = now()
-                WHERE id = $1 AND state = 'ready'
-                    AND NOT EXISTS (SELECT 1 FROM tickets WHERE resource_id = $1 AND state = 'open')
-                """,
-                [String(row.id)]
+                WHERE id = \(row.id) AND state = 'ready'
+                    AND NOT EXISTS (SELECT 1 FROM tickets WHERE resource_id = \(row.id) AND state = 'open')
+                """
             ) == 1
         }
         if retired == true {
@@ -708,8 +695,7 @@ final class TicketCore: Sendable {
         let id = try await self.database.transaction { c -> Int64 in
             try c.execute(TicketSchema.lock)
             if let existing = try c.query(
-                "SELECT id, array_to_string(tags, ' ') AS tags, sandbox FROM tickets WHERE owner = $1 AND state = 'open'",
-                [owner]
+                "SELECT id, array_to_string(tags, ' ') AS tags, sandbox FROM tickets WHERE owner = \(owner) AND state = 'open'"
             ).first {
                 guard Set(TicketStore.words(try existing.string("tags"))) == tags,
                     try existing.string("sandbox") == sandbox
@@ -721,9 +707,8 @@ final class TicketCore: Sendable {
             let row = try c.query(
                 """
                 INSERT INTO tickets (tags, sandbox, owner, state)
-                VALUES (string_to_array($1, ' '), $2, $3, 'open') RETURNING id
-                """,
-                [tagText, sandbox, owner]
+                VALUES (string_to_array(\(tagText), ' '), \(sandbox), \(owner), 'open') RETURNING id
+                """
             )
             return Int64(try row.first.map { try $0.int("id") } ?? 0)
         }
@@ -769,9 +754,8 @@ final class TicketCore: Sendable {
             try c.execute(
                 """
                 UPDATE tickets SET delivered_at = coalesce(delivered_at, now())
-                WHERE id = $1 AND state = 'open' AND resource_id = $2
-                """,
-                [String(ticket), String(resource)]
+                WHERE id = \(ticket) AND state = 'open' AND resource_id = \(resource)
+                """
             ) == 1
         }
     }
@@ -797,21 +781,20 @@ final class TicketCore: Sendable {
             try c.execute(TicketSchema.lock)
             guard
                 let row = try c.query(
-                    "SELECT state, resource_id, delivered_at IS NOT NULL AS delivered FROM tickets WHERE id = $1",
-                    [String(ticket)]
+                    "SELECT state, resource_id, delivered_at IS NOT NULL AS delivered FROM tickets WHERE id = \(ticket)"
                 ).first
             else {
                 throw TicketError(code: .unknownTicket, message: "no ticket \(ticket)")
             }
             guard try row.string("state") == "open" else { return nil }
-            try c.execute("UPDATE tickets SET state = 'closed', closed_at = now() WHERE id = $1", [String(ticket)])
+            try c.execute("UPDATE tickets SET state = 'closed', closed_at = now() WHERE id = \(ticket)")
             guard let resource = try row.optionalInt("resource_id") else { return nil }
             let id = String(resource)
             switch (disposition, try row.bool("delivered")) {
             case (.release, _):
                 try TicketStore.retire(c, resource: Int64(resource), reason: "ticket closed without reuse")
             case (.reusable, _), (.cancelled, true):
-                try c.execute("UPDATE resources SET idle_since = now() WHERE id = $1 AND state = 'ready'", [id])
+                try c.execute("UPDATE resources SET idle_since = now() WHERE id = \(id) AND state = 'ready'")
             case (.cancelled, false):
                 // Never handed out: undo the assignment's use of the resource.
                 try c.execute(
@@ -820,9 +803,8 @@ final class TicketCore: Sendable {
                         sandbox = CASE WHEN use_count <= 1 THEN NULL ELSE sandbox END,
                         first_used_at = CASE WHEN use_count <= 1 THEN NULL ELSE first_used_at END,
                         idle_since = now()
-                    WHERE id = $1 AND state = 'ready' AND use_count > 0
-                    """,
-                    [id]
+                    WHERE id = \(id) AND state = 'ready' AND use_count > 0
+                    """
                 )
             }
             return Int64(resource)
@@ -852,17 +834,15 @@ final class TicketCore: Sendable {
             let retired = try c.execute(
                 """
                 UPDATE resources SET state = 'releasing', release_reason = 'reported broken', next_release_at = now()
-                WHERE id = $1 AND name = $2 AND state = 'ready'
-                """,
-                [String(resource.id), resource.name]
+                WHERE id = \(resource.id) AND name = \(resource.name) AND state = 'ready'
+                """
             )
             guard retired == 1 else { return nil }
             return try c.query(
                 """
                 UPDATE tickets SET state = 'closed', closed_at = now()
-                WHERE resource_id = $1 AND state = 'open' RETURNING id
-                """,
-                [String(resource.id)]
+                WHERE resource_id = \(resource.id) AND state = 'open' RETURNING id
+                """
             ).rows.map { Int64(try $0.int("id")) }
         }
         var metadata: Logger.Metadata = ["resource.id": "\(resource.id)", "resource.name": "\(resource.name)"]

@@ -99,8 +99,7 @@ enum TicketStore {
     }
 
     static func ticketStatus(_ c: PGConnection, id: Int64? = nil, openOwner: String? = nil) throws -> TicketStatus? {
-        let filter = id != nil ? "t.id = $1" : "t.owner = $1 AND t.state = 'open'"
-        let parameter = id.map { String($0) } ?? openOwner
+        let filter: PGQuery = id.map { "t.id = \($0)" } ?? "t.owner = \(openOwner ?? "") AND t.state = 'open'"
         guard
             let row = try c.query(
                 """
@@ -108,8 +107,7 @@ enum TicketStore {
                     t.delivered_at IS NOT NULL AS delivered, r.pool, r.name, r.data
                 FROM tickets t LEFT JOIN resources r ON r.id = t.resource_id
                 WHERE \(filter)
-                """,
-                [parameter]
+                """
             ).first
         else { return nil }
         let isOpen = try row.string("state") == "open"
@@ -194,17 +192,13 @@ enum TicketStore {
             """
             WITH n AS (SELECT nextval(pg_get_serial_sequence('resources', 'id')) AS id)
             INSERT INTO resources (id, pool, name, state, data, static_key, ready_at, idle_since, last_check_at)
-            SELECT n.id, $1::text, $1::text || '_' || lpad(n.id::text, 8, '0'), $2::text, $3::text, $4::text,
-                CASE WHEN $2::text = 'ready' THEN now() END,
-                CASE WHEN $2::text = 'ready' THEN now() END,
-                CASE WHEN $2::text = 'ready' THEN now() END
+            SELECT n.id, \(pool)::text, \(pool)::text || '_' || lpad(n.id::text, 8, '0'), \(isReady ? ResourceState.ready.rawValue : ResourceState.allocating.rawValue)::text, \(staticHost?.jsonText)::text, \(staticHost?.identity)::text,
+                CASE WHEN \(isReady ? ResourceState.ready.rawValue : ResourceState.allocating.rawValue)::text = 'ready' THEN now() END,
+                CASE WHEN \(isReady ? ResourceState.ready.rawValue : ResourceState.allocating.rawValue)::text = 'ready' THEN now() END,
+                CASE WHEN \(isReady ? ResourceState.ready.rawValue : ResourceState.allocating.rawValue)::text = 'ready' THEN now() END
             FROM n
             RETURNING id
-            """,
-            [
-                pool, isReady ? ResourceState.ready.rawValue : ResourceState.allocating.rawValue,
-                staticHost?.jsonText, staticHost?.identity,
-            ]
+            """
         )
         let id = try row.first.map { Int64(try $0.int("id")) } ?? 0
         guard
@@ -212,9 +206,8 @@ enum TicketStore {
                 """
                 SELECT \(resourceColumns)
                 FROM resources r LEFT JOIN tickets t ON t.resource_id = r.id AND t.state = 'open'
-                WHERE r.id = $1
-                """,
-                [String(id)]
+                WHERE r.id = \(id)
+                """
             ).first
         else {
             throw TicketError(code: .invalidResourceData, message: "inserted resource vanished")
@@ -225,18 +218,16 @@ enum TicketStore {
     static func assign(_ c: PGConnection, _ assignment: Planner.Assignment) throws {
         let ticket = try c.execute(
             """
-            UPDATE tickets SET resource_id = $2, assigned_at = now(), delivered_at = NULL
-            WHERE id = $1 AND state = 'open' AND resource_id IS NULL
-            """,
-            [String(assignment.ticket), String(assignment.resource)]
+            UPDATE tickets SET resource_id = \(assignment.resource), assigned_at = now(), delivered_at = NULL
+            WHERE id = \(assignment.ticket) AND state = 'open' AND resource_id IS NULL
+            """
         )
         let resource = try c.execute(
             """
-            UPDATE resources SET use_count = use_count + 1, sandbox = $2,
+            UPDATE resources SET use_count = use_count + 1, sandbox = \(assignment.sandbox),
                 first_used_at = coalesce(first_used_at, now()), idle_since = NULL
-            WHERE id = $1 AND state = 'ready'
-            """,
-            [String(assignment.resource), assignment.sandbox]
+            WHERE id = \(assignment.resource) AND state = 'ready'
+            """
         )
         guard ticket == 1, resource == 1 else {
             throw TicketError(code: .invalidArgument, message: "assignment raced with another change")
@@ -252,10 +243,9 @@ enum TicketStore {
             """
             SELECT pool, static_key, extract(epoch from max(coalesce(deleted_at, next_release_at, created_at)))::float8 AS at
             FROM resources WHERE static_key IS NOT NULL AND release_reason = 'reported broken'
-              AND coalesce(deleted_at, next_release_at, created_at) > now() - make_interval(secs => $1::float8)
+              AND coalesce(deleted_at, next_release_at, created_at) > now() - make_interval(secs => \(within)::float8)
             GROUP BY pool, static_key
-            """,
-            [String(within)]
+            """
         ).rows
         for row in rows {
             guard let pool = row["pool"], let key = row["static_key"], let at = row["at"].flatMap(Double.init) else { continue }
@@ -264,13 +254,13 @@ enum TicketStore {
         return out
     }
 
+    @discardableResult
     static func retire(_ c: PGConnection, resource: Int64, reason: String) throws -> Bool {
         try c.execute(
             """
-            UPDATE resources SET state = 'releasing', release_reason = $2, next_release_at = now()
-            WHERE id = $1 AND state = 'ready'
-            """,
-            [String(resource), reason]
+            UPDATE resources SET state = 'releasing', release_reason = \(reason), next_release_at = now()
+            WHERE id = \(resource) AND state = 'ready'
+            """
         ) == 1
     }
 
@@ -279,10 +269,9 @@ enum TicketStore {
     static func abandonAllocation(_ c: PGConnection, resource: Int64, reason: String) throws -> Bool {
         try c.execute(
             """
-            UPDATE resources SET state = 'releasing', release_reason = $2, next_release_at = now()
-            WHERE id = $1 AND state = 'allocating'
-            """,
-            [String(resource), reason]
+            UPDATE resources SET state = 'releasing', release_reason = \(reason), next_release_at = now()
+            WHERE id = \(resource) AND state = 'allocating'
+            """
         ) == 1
     }
 

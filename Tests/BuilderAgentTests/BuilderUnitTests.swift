@@ -1,3 +1,4 @@
+import KoperProtocol
 import CoprModel
 import Foundation
 import KoperJSON
@@ -22,14 +23,14 @@ private let sampleTaskJSON = """
      "uses_devel_repo": false, "fedora_review": false, "appstream": false, "submitted_on": 1795000000}
     """
 
-private func sampleTask() throws -> BuildTask {
-    try BuildTask.parse(Array(sampleTaskJSON.utf8))
+private func sampleTask() throws -> TaskDescription {
+    try TaskDescription.parse(Array(sampleTaskJSON.utf8))
 }
 
 @Suite struct BuildTaskTests {
     @Test func parsesTheDocumentedTask() throws {
         let task = try sampleTask()
-        #expect(task.taskID == "42-fedora-41-x86_64")
+        #expect(task.taskID.description == "42-fedora-41-x86_64")
         #expect(task.buildID == 42)
         #expect(task.chroot?.raw == "fedora-41-x86_64")
         #expect(task.timeoutSeconds == 18000)
@@ -42,14 +43,14 @@ private func sampleTask() throws -> BuildTask {
     }
 
     @Test func srpmTaskHasNoChroot() throws {
-        let task = try BuildTask.parse(
+        let task = try TaskDescription.parse(
             Array(
                 #"{"task_id": "43", "build_id": 43, "chroot": null, "project_owner": "@group", "project_name": "p", "source_type": "scm"}"#
                     .utf8
             )
         )
         #expect(task.isSRPMTask)
-        #expect(task.timeoutSeconds == BuildTask.defaultTimeoutSeconds)
+        #expect(task.timeoutSeconds == TaskDescription.defaultTimeoutSeconds)
     }
 
     @Test(arguments: [
@@ -66,20 +67,20 @@ private func sampleTask() throws -> BuildTask {
     ])
     func rejectsUnsafeOrInvalidTasks(_ json: String) {
         #expect(throws: BuilderError.self) {
-            try BuildTask.parse(Array(json.utf8))
+            try TaskDescription.parse(Array(json.utf8))
         }
     }
 
     @Test func pathsAndCommittishes() {
-        #expect(Validate.isRelativePath("pkg/sub"))
-        #expect(!Validate.isRelativePath("../etc"))
-        #expect(!Validate.isRelativePath("a/../../b"))
-        #expect(!Validate.isRelativePath("/etc/passwd"))
-        #expect(!Validate.isRelativePath("-rf"))
-        #expect(Validate.isCommittish("v1.0"))
-        #expect(Validate.isCommittish("0123abcd"))
-        #expect(!Validate.isCommittish("--upload-pack=evil"))
-        #expect(!Validate.isCommittish("a b"))
+        #expect(FieldRules.isRelativePath("pkg/sub"))
+        #expect(!FieldRules.isRelativePath("../etc"))
+        #expect(!FieldRules.isRelativePath("a/../../b"))
+        #expect(!FieldRules.isRelativePath("/etc/passwd"))
+        #expect(!FieldRules.isRelativePath("-rf"))
+        #expect(FieldRules.isCommittish("v1.0"))
+        #expect(FieldRules.isCommittish("0123abcd"))
+        #expect(!FieldRules.isCommittish("--upload-pack=evil"))
+        #expect(!FieldRules.isCommittish("a b"))
     }
 }
 
@@ -134,7 +135,7 @@ private func sampleTask() throws -> BuildTask {
     }
 
     @Test func networkEnabledMinimalTask() throws {
-        let task = try BuildTask.parse(
+        let task = try TaskDescription.parse(
             Array(
                 #"{"task_id": "7-epel-9-aarch64", "build_id": 7, "chroot": "epel-9-aarch64", "project_owner": "@grp", "project_name": "p", "enable_net": true, "isolation": "default", "bootstrap": "image", "bootstrap_image": "quay.io/centos/centos:stream9"}"#
                     .utf8

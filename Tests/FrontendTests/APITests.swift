@@ -177,7 +177,7 @@ struct APITests {
         #expect(items.count == 1)
         let id = try #require(items[0]["id"] as? Int)
         #expect(items[0]["state"] as? String == "pending")
-        let selected = try await h.sql("SELECT array_to_string(selected_chroots, ',') AS s, source_state, timeout FROM builds WHERE id = $1", [String(id)]).first!
+        let selected = try await h.sql("SELECT array_to_string(selected_chroots, ',') AS s, source_state, timeout FROM builds WHERE id = \(String(id))").first!
         #expect(selected["s"] == "fedora-39-x86_64,fedora-40-x86_64")
         #expect(selected["source_state"] == "pending")
         #expect(selected["timeout"] == "3600")

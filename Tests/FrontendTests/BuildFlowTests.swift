@@ -366,7 +366,7 @@ struct BuildFlowTests {
         }
         #expect(primary.contains(#"rel="2""#) && !primary.contains(#"rel="1""#), "\(primary)")
         #expect(FileManager.default.fileExists(atPath: "\(chrootDir)/\(String(format: "%08d-pruned", second))"))
-        let done = try await s.frontend.sql("SELECT state FROM actions WHERE action_type = 'delete' AND ownername = $1", [u.user]).rows.map { $0["state"] ?? "" }
+        let done = try await s.frontend.sql("SELECT state FROM actions WHERE action_type = 'delete' AND ownername = \(u.user)").rows.map { $0["state"] ?? "" }
         #expect(done == ["success"], "\(done)")
         // regenerate-repos rebuilds the chroot's metadata from the packages, even with the repodata and its index gone.
         try FileManager.default.removeItem(atPath: "\(chrootDir)/repodata")
@@ -563,7 +563,7 @@ struct BuildFlowTests {
         var released = false
         while clock.now - t0 < .seconds(3) {
             // The Backend acknowledges a cancel request once the worker has let go of its lease.
-            let open = try await s.frontend.count("SELECT count(*) FROM cancel_requests WHERE task_id = $1", ["\(second)-fedora-39-x86_64"])
+            let open = try await s.frontend.count("SELECT count(*) FROM cancel_requests WHERE task_id = \("\(second)-fedora-39-x86_64")")
             if open == 0 { released = true; break }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -606,7 +606,7 @@ struct BuildFlowTests {
         let log = s.backendLog
         #expect(log.contains("resuming in-flight build"))
         // Finished once: one success update applied, one builder run.
-        #expect(try await s.frontend.count("SELECT count(*) FROM backend_updates WHERE update_id LIKE $1", ["\(id)-fedora-39-x86_64#%#succeeded"]) == 1)
+        #expect(try await s.frontend.count("SELECT count(*) FROM backend_updates WHERE update_id LIKE \("\(id)-fedora-39-x86_64#%#succeeded")") == 1)
         let dir = String(format: "%08d-survivor", id)
         let gz = "\(s.resultsDir)/\(u.user)/k9/fedora-39-x86_64/\(dir)/builder-live.log.gz"
         let r = try await Command.run("/bin/sh", ["-c", "zcat '\(gz)' | grep -c '^tick\\|tick [0-9]'"])

@@ -42,8 +42,7 @@ final class FrontendHarness: Sendable {
         for ch in Self.chroots {
             let p = ChrootNameParts(ch)
             _ = try await self.sql(
-                "INSERT INTO mock_chroots (name, os, version, arch, comment) VALUES ($1, $2, $3, $4, $5)",
-                [ch, p.os, p.version, p.arch, ch == "epel-9-x86_64" ? "EPEL 9 *with* notes" : ""]
+                "INSERT INTO mock_chroots (name, os, version, arch, comment) VALUES (\(ch), \(p.os), \(p.version), \(p.arch), \(ch == "epel-9-x86_64" ? "EPEL 9 *with* notes" : ""))"
             )
         }
     }
@@ -58,7 +57,7 @@ final class FrontendHarness: Sendable {
     func makeUser(_ name: String, admin: Bool = false) async throws -> Credentials {
         let t = try await self.pool.transaction { c in
             let id = try c.query(
-                "INSERT INTO users (name, is_admin, api_login) VALUES ($1, $2, $3) RETURNING id", [name, admin ? "t" : "f", "x-\(name)"]
+                "INSERT INTO users (name, is_admin, api_login) VALUES (\(name), \(admin), \("x-\(name)")) RETURNING id"
             ).first!.int("id")
             return try Auth.mintToken(c, userID: id, days: 30)
         }
@@ -66,21 +65,21 @@ final class FrontendHarness: Sendable {
     }
 
     func makeGroup(_ name: String, members: [String]) async throws {
-        _ = try await self.sql("INSERT INTO copr_groups (name, fas_name) VALUES ($1, $1)", [name])
+        _ = try await self.sql("INSERT INTO copr_groups (name, fas_name) VALUES (\(name), \(name))")
         for m in members {
             _ = try await self.sql(
-                "INSERT INTO group_members SELECT g.id, u.id FROM copr_groups g, users u WHERE g.name = $1 AND u.name = $2", [name, m]
+                "INSERT INTO group_members SELECT g.id, u.id FROM copr_groups g, users u WHERE g.name = \(name) AND u.name = \(m)"
             )
         }
     }
 
     @discardableResult
-    func sql(_ query: String, _ params: [String?] = []) async throws -> PGResult {
-        try await self.pool.withConnection { c in try c.query(query, params) }
+    func sql(_ query: PGQuery) async throws -> PGResult {
+        try await self.pool.withConnection { c in try c.query(query) }
     }
 
-    func count(_ query: String, _ params: [String?] = []) async throws -> Int {
-        try await self.sql(query, params).first.map { Int($0[0] ?? "0") ?? 0 } ?? 0
+    func count(_ query: PGQuery) async throws -> Int {
+        try await self.sql(query).first.map { Int($0[0] ?? "0") ?? 0 } ?? 0
     }
 
     /// Writes a copr-cli config for these credentials and returns its path.

@@ -63,7 +63,7 @@ struct InternalAPITests {
         #expect(r.json?["duplicate"] as? Bool == true)
         r = try await h.send("POST", "/backend/update", json: #"{"update_id": "u-3", "task_id": "\#(task)", "state": "running"}"#, headers: [secret])
         #expect(r.json?["applied"] as? Bool == false)
-        let chroot = try await h.sql("SELECT state, ended_on IS NOT NULL AS ended FROM build_chroots WHERE build_id = $1 AND name = 'fedora-39-x86_64'", [String(id)]).first!
+        let chroot = try await h.sql("SELECT state, ended_on IS NOT NULL AS ended FROM build_chroots WHERE build_id = \(String(id)) AND name = 'fedora-39-x86_64'").first!
         #expect(chroot["state"] == "succeeded")
         #expect(chroot["ended"] == "t")
         r = try await h.get("/api_3/build/built-packages/\(id)")
@@ -92,7 +92,7 @@ struct InternalAPITests {
     }
 
     func buildIDs(_ h: FrontendHarness, project: String) async throws -> [Int] {
-        try await h.sql("SELECT b.id FROM builds b JOIN projects p ON p.id = b.project_id WHERE p.name = $1 ORDER BY b.id", [project]).rows.map { try $0.int("id") }
+        try await h.sql("SELECT b.id FROM builds b JOIN projects p ON p.id = b.project_id WHERE p.name = \(project) ORDER BY b.id").rows.map { try $0.int("id") }
     }
 
     /// Retention: `keep_builds = N` keeps the newest N succeeded builds of a package and every build newer than the
@@ -242,7 +242,7 @@ struct InternalAPITests {
         let b = try await h.get("/api_3/build/\(id)")
         #expect(b.json?["state"] as? String == "pending")
         #expect((b.json?["source_package"] as? [String: Any])?["version"] as? String == "2.0-1")
-        #expect(try await h.count("SELECT count(*) FROM build_chroots WHERE build_id = $1 AND state = 'pending' AND result_dir = $2", [String(id), resultDirName(buildID: id, packageName: "u")]) == 1)
+        #expect(try await h.count("SELECT count(*) FROM build_chroots WHERE build_id = \(String(id)) AND state = 'pending' AND result_dir = \(resultDirName(buildID: id, packageName: "u"))") == 1)
         await h.stop()
     }
 

@@ -30,7 +30,7 @@ import Testing
             batchSizes.append(ids.count)
             #expect(Set(ids).count == ids.count, "keys of a batch are distinct")
             var out: [Int: String] = [:]
-            for row in try c.query("SELECT id, label FROM items WHERE id = ANY($1::bigint[])", ["{" + ids.map(String.init).joined(separator: ",") + "}"]).rows {
+            for row in try c.query("SELECT id, label FROM items WHERE id = ANY(\("{" + ids.map(String.init).joined(separator: ",") + "}")::bigint[])").rows {
                 out[try row.int("id")] = try row.string("label")
             }
             return out
@@ -67,7 +67,7 @@ import Testing
             // Key 666 makes the statement fail (division by zero in PostgreSQL).
             let divisor = ids.contains(666) ? "0" : "1"
             var out: [Int: String] = [:]
-            for row in try c.query("SELECT id, label FROM items WHERE id = ANY($1::bigint[]) AND 1 / $2::int = 1", ["{" + ids.map(String.init).joined(separator: ",") + "}", divisor]).rows {
+            for row in try c.query("SELECT id, label FROM items WHERE id = ANY(\("{" + ids.map(String.init).joined(separator: ",") + "}")::bigint[]) AND 1 / \(divisor)::int = 1").rows {
                 out[try row.int("id")] = try row.string("label")
             }
             return out

@@ -13,7 +13,7 @@ import Testing
                 group.addTask {
                     try await pool.withConnection { connection in
                         let row = try #require(
-                            try connection.query("SELECT $1::int * 2 AS doubled, pg_backend_pid() AS pid", [String(i)])
+                            try connection.query("SELECT \(String(i))::int * 2 AS doubled, pg_backend_pid() AS pid")
                                 .first
                         )
                         return (i, try row.int("doubled"), try row.int("pid"))

@@ -10,8 +10,7 @@ import Testing
         let rows = try await pool.withConnection { connection in
             try connection.execute("CREATE TABLE students (id serial PRIMARY KEY, name text, note text)")
             let inserted = try connection.execute(
-                "INSERT INTO students (name, note) VALUES ($1, $2), ($3, $4)",
-                [hostile, nil, "Zoë ✓", "plain"]
+                "INSERT INTO students (name, note) VALUES (\(hostile), \(nil as String?)), (\("Zoë ✓"), \("plain"))"
             )
             #expect(inserted == 2)
             return try connection.query("SELECT id, name, note FROM students ORDER BY id").rows
@@ -24,7 +23,7 @@ import Testing
         #expect(rows[1][2] == "plain")
 
         let sum = try await pool.withConnection { connection in
-            try connection.query("SELECT $1::int + $2::int AS sum, $3::text IS NULL AS missing", ["40", "2", nil])
+            try connection.query("SELECT \("40")::int + \("2")::int AS sum, \(nil as String?)::text IS NULL AS missing")
         }
         #expect(sum.columns == ["sum", "missing"])
         #expect(try sum.first?.int("sum") == 42)
@@ -41,7 +40,7 @@ import Testing
         let (result, updated) = try await pool.withConnection { connection in
             try connection.execute("CREATE TABLE t (id int PRIMARY KEY, n int, flag boolean, label text)")
             try connection.execute("INSERT INTO t VALUES (1, NULL, false, 'x'), (2, 7, true, 'not a number')")
-            let updated = try connection.execute("UPDATE t SET label = label || '!' WHERE id >= $1", ["1"])
+            let updated = try connection.execute("UPDATE t SET label = label || '!' WHERE id >= \("1")")
             return (try connection.query("SELECT id, n, flag, label FROM t ORDER BY id"), updated)
         }
         #expect(updated == 2)
@@ -66,10 +65,10 @@ import Testing
         defer { pool.close() }
         try await pool.withConnection { connection in
             try connection.execute("CREATE TABLE projects (name text CONSTRAINT projects_name_key UNIQUE)")
-            try connection.execute("INSERT INTO projects VALUES ($1)", ["hello"])
+            try connection.execute("INSERT INTO projects VALUES (\("hello"))")
         }
         let error = await #expect(throws: PostgresError.self) {
-            try await pool.withConnection { try $0.execute("INSERT INTO projects VALUES ($1)", ["hello"]) }
+            try await pool.withConnection { try $0.execute("INSERT INTO projects VALUES (\("hello"))") }
         }
         #expect(error?.code == .queryFailed)
         #expect(error?.isUniqueViolation == true)
@@ -92,19 +91,19 @@ import Testing
         let secret = "s3cr3t-token-0123456789"
         try await pool.withConnection { connection in
             try connection.execute("CREATE TABLE tokens (token text PRIMARY KEY)")
-            try connection.execute("INSERT INTO tokens VALUES ($1)", [secret])
+            try connection.execute("INSERT INTO tokens VALUES (\(secret))")
         }
         // The server quotes the value in its primary message ("invalid input syntax for type integer: ...").
         let castError = await #expect(throws: PostgresError.self) {
-            try await pool.withConnection { try $0.query("SELECT $1::int", [secret]) }
+            try await pool.withConnection { try $0.query("SELECT \(secret)::int") }
         }
         // The server puts the value in DETAIL ("Key (token)=(...) already exists").
         let uniqueError = await #expect(throws: PostgresError.self) {
-            try await pool.withConnection { try $0.execute("INSERT INTO tokens VALUES ($1)", [secret]) }
+            try await pool.withConnection { try $0.execute("INSERT INTO tokens VALUES (\(secret))") }
         }
         // A short value is replaced where the server quotes it.
         let shortError = await #expect(throws: PostgresError.self) {
-            try await pool.withConnection { try $0.query("SELECT $1::int", ["abc"]) }
+            try await pool.withConnection { try $0.query("SELECT \("abc")::int") }
         }
         for error in [castError, uniqueError, shortError] {
             let error = try #require(error)
@@ -148,7 +147,7 @@ import Testing
         let pool = try await makePool(size: 1)
         defer { pool.close() }
         let error = await #expect(throws: PostgresError.self) {
-            try await pool.withConnection { try $0.query("SELECT $1::text", ["admin\u{0}suffix"]) }
+            try await pool.withConnection { try $0.query("SELECT \("admin\u{0}suffix")::text") }
         }
         #expect(error?.code == .invalidArgument)
     }

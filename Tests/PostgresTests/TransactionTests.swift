@@ -10,14 +10,14 @@ import Testing
         try await pool.withConnection { try $0.execute("CREATE TABLE items (name text PRIMARY KEY)") }
 
         let returned = try await pool.transaction { connection in
-            try connection.execute("INSERT INTO items VALUES ($1)", ["committed"])
+            try connection.execute("INSERT INTO items VALUES (\("committed"))")
             return 17
         }
         #expect(returned == 17)
 
         await #expect(throws: Boom.self) {
             try await pool.transaction { connection in
-                try connection.execute("INSERT INTO items VALUES ($1)", ["rolled back"])
+                try connection.execute("INSERT INTO items VALUES (\("rolled back"))")
                 throw Boom()
             }
         }
@@ -25,8 +25,8 @@ import Testing
         // An error swallowed inside the body still aborts the transaction: no silent COMMIT.
         let aborted = await #expect(throws: PostgresError.self) {
             try await pool.transaction { connection in
-                try connection.execute("INSERT INTO items VALUES ($1)", ["after swallowed error"])
-                _ = try? connection.execute("INSERT INTO items VALUES ($1)", ["committed"])  // unique violation
+                try connection.execute("INSERT INTO items VALUES (\("after swallowed error"))")
+                _ = try? connection.execute("INSERT INTO items VALUES (\("committed"))")  // unique violation
                 return 0
             }
         }

@@ -492,8 +492,7 @@ struct TicketServiceTests {
         do {
             _ = try await withDatabase(conninfo) { c in
                 try c.execute(
-                    "UPDATE tickets SET resource_id = $1, assigned_at = now() WHERE id = $2",
-                    [String(resource.id), String(t2.rawValue)]
+                    "UPDATE tickets SET resource_id = \(String(resource.id)), assigned_at = now() WHERE id = \(String(t2.rawValue))"
                 )
             }
             Issue.record("double lease accepted")
