@@ -52,7 +52,7 @@ let package = Package(
         /** HTTP/1.1 request parser with limits, response serialiser, router, multipart parser. */
         .target(name: "HTTPCore", swiftSettings: swiftSettings),
         /** Copr domain model: states, names, chroot globs, validation, API v3 JSON shapes. */
-        .target(name: "CoprModel", swiftSettings: swiftSettings),
+        .target(name: "CoprModel", dependencies: ["RPM"], swiftSettings: swiftSettings),
         /** JSON values, a strict bounded parser and a compact serialiser. */
         .target(name: "KoperJSON", swiftSettings: swiftSettings),
         /** Backend dispatch order: lanes, owner/arch/sandbox round robin, caps, ageing (no I/O). */
