@@ -195,7 +195,7 @@ let package = Package(
         ),
         .testTarget(name: "OpenPGPTests", dependencies: ["OpenPGP", "LibCrypto", "TestSupport"]),
         .testTarget(name: "RPMSignTests", dependencies: ["RPMSign", "RPM", "OpenPGP", "LibCrypto", "TestSupport"]),
-        .testTarget(name: "RepodataTests", dependencies: ["Repodata", "RPM", "LibCrypto"]),
+        .testTarget(name: "RepodataTests", dependencies: ["Repodata", "RPM", "LibCrypto", "TestSupport"]),
         .testTarget(
             name: "RepoPublisherTests",
             dependencies: ["RepoPublisher", "Repodata", "Gzip", "LibCrypto", .product(name: "Logging", package: "swift-log")]
