@@ -52,7 +52,7 @@ let package = Package(
         /** HTTP/1.1 request parser with limits, response serialiser, router, multipart parser. */
         .target(name: "HTTPCore", swiftSettings: swiftSettings),
         /** Copr domain model: states, names, chroot globs, validation, API v3 JSON shapes. */
-        .target(name: "CoprModel", swiftSettings: swiftSettings),
+        .target(name: "CoprModel", dependencies: ["RPM"], swiftSettings: swiftSettings),
         /** JSON values, a strict bounded parser and a compact serialiser. */
         .target(name: "KoperJSON", swiftSettings: swiftSettings),
         /** The internal wire contract (Codable): task description and summary, claim, update, action, poll answer. */
@@ -70,7 +70,10 @@ let package = Package(
         /** HTTP/1.1 server on libdispatch sources: keep-alive, pipelining, deadlines, backpressure. */
         .target(
             name: "HTTPServer",
-            dependencies: ["HTTPCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "HTTPCore", "AtomicFile", .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
             swiftSettings: swiftSettings
         ),
         /** Read-only file tree under a URL prefix: autoindex, ranges, confinement (the Backend's /results). */
@@ -104,11 +107,13 @@ let package = Package(
         /** libcrypto: SHA-1/256/512, RSA PKCS#1 v1.5 signing, secure random bytes, constant-time comparison. */
         .target(name: "LibCrypto", dependencies: ["CLibcrypto"], swiftSettings: swiftSettings),
         /** RPM signing: OpenPGP keys on libcrypto, packet checks, signature header insertion (temp file + fsync + rename). */
-        .target(name: "RPMSign", dependencies: ["RPM", "OpenPGP", "LibCrypto"], swiftSettings: swiftSettings),
+        .target(name: "RPMSign", dependencies: ["RPM", "OpenPGP", "LibCrypto", "AtomicFile"], swiftSettings: swiftSettings),
         /** Incremental repodata per directory: digest-keyed index, gzip members, atomic swap, batched publishes. */
         .target(
             name: "RepoPublisher",
-            dependencies: ["Repodata", "RPM", "Gzip", "LibCrypto", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Repodata", "RPM", "Gzip", "LibCrypto", "AtomicFile", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         /** zlib: gzip members in and out, bounded decompression (concatenated members supported). */
@@ -116,11 +121,11 @@ let package = Package(
         /** Whole-file replacement: temp file, fsync, rename, fsync of the directory (job records, key index, results). */
         .target(name: "AtomicFile", swiftSettings: swiftSettings),
         /** libcurl: bounded HTTP client on its own serial queues (Backend → Frontend, builders → sources). */
-        .target(name: "HTTPClient", dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .target(name: "HTTPClient", dependencies: ["CCurl", "AtomicFile", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         /** libssh: one session per serial queue; exec with bounded output and timeouts; atomic SFTP; pinned host keys. */
         .target(
             name: "SSH",
-            dependencies: ["CLibSSH", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CLibSSH", "AtomicFile", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         /** gpgme: Keygen's keyring (generate, export, prolong keys; reference signing). */
@@ -208,7 +213,7 @@ let package = Package(
         ),
         .testTarget(name: "OpenPGPTests", dependencies: ["OpenPGP", "LibCrypto", "TestSupport"]),
         .testTarget(name: "RPMSignTests", dependencies: ["RPMSign", "RPM", "OpenPGP", "LibCrypto", "TestSupport"]),
-        .testTarget(name: "RepodataTests", dependencies: ["Repodata", "RPM", "LibCrypto"]),
+        .testTarget(name: "RepodataTests", dependencies: ["Repodata", "RPM", "LibCrypto", "TestSupport"]),
         .testTarget(
             name: "RepoPublisherTests",
             dependencies: ["RepoPublisher", "Repodata", "Gzip", "LibCrypto", .product(name: "Logging", package: "swift-log")]

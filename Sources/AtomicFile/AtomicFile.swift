@@ -32,9 +32,8 @@ public enum AtomicFile {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                let n = retryingOnInterrupt { Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }
                 if n < 0 {
-                    if errno == EINTR { continue }
                     failure = AtomicFileError(step: "write", path: path, errno: errno)
                     return
                 }

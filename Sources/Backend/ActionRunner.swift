@@ -87,10 +87,14 @@ struct ActionRunner: Sendable {
                     continue
                 }
                 let staging = "\(stagingRoot)/\(chroot)-\(new)"
-                try? fm.removeItem(atPath: staging)
-                try fm.createDirectory(atPath: stagingRoot, withIntermediateDirectories: true)
-                try fm.copyItem(atPath: source, toPath: staging)
-                let rpms = ((try? fm.contentsOfDirectory(atPath: staging)) ?? []).filter { $0.hasSuffix(".rpm") }.sorted()
+                // Copying a whole result directory blocks: on blockingQueue, not the cooperative pool.
+                let rpms = try await runBlocking {
+                    let fm = FileManager.default
+                    try? fm.removeItem(atPath: staging)
+                    try fm.createDirectory(atPath: stagingRoot, withIntermediateDirectories: true)
+                    try fm.copyItem(atPath: source, toPath: staging)
+                    return ((try? fm.contentsOfDirectory(atPath: staging)) ?? []).filter { $0.hasSuffix(".rpm") }.sorted()
+                }
                 try await signRPMs(self.context, in: staging, names: rpms, owner: dstOwner, project: dstDir)
                 try fm.moveItem(atPath: staging, toPath: target)
             }
@@ -102,23 +106,31 @@ struct ActionRunner: Sendable {
 
     func delete(_ action: JSON, _ data: JSON) async throws -> Bool {
         guard let owner = data["ownername"]?.stringValue ?? action["ownername"]?.stringValue, isSafeComponent(owner) else { return false }
-        let fm = FileManager.default
         switch data["object_type"]?.stringValue {
         case "copr":
             guard let project = data["projectname"]?.stringValue, isSafeComponent(project) else { return false }
-            // The project dir and its CoprDirs (`project:custom:x`).
-            for entry in (try? fm.contentsOfDirectory(atPath: "\(self.results)/\(owner)")) ?? [] where entry == project || entry.hasPrefix(project + ":") {
-                try? fm.removeItem(atPath: "\(self.results)/\(owner)/\(entry)")
+            // The project dir and its CoprDirs (`project:custom:x`); removing whole trees blocks, so on blockingQueue.
+            let ownerDir = "\(self.results)/\(owner)"
+            _ = try? await runBlocking {
+                let fm = FileManager.default
+                for entry in (try? fm.contentsOfDirectory(atPath: ownerDir)) ?? [] where entry == project || entry.hasPrefix(project + ":") {
+                    try? fm.removeItem(atPath: "\(ownerDir)/\(entry)")
+                }
             }
             return true
         case "builds":
             guard let dir = data["project_dirname"]?.stringValue, isSafeComponent(dir), let chroots = data["chroot_builddirs"]?.objectValue else { return false }
             for (chroot, dirs) in chroots.pairs where isSafeComponent(chroot) {
-                for d in dirs.arrayValue?.compactMap(\.stringValue) ?? [] where isSafeComponent(d) {
-                    try? fm.removeItem(atPath: "\(self.results)/\(owner)/\(dir)/\(chroot)/\(d)")
-                }
                 let path = "\(self.results)/\(owner)/\(dir)/\(chroot)"
-                if fm.fileExists(atPath: path) { _ = try await self.context.publisher.publish(directory: path) }
+                let builds = (dirs.arrayValue?.compactMap(\.stringValue) ?? []).filter(isSafeComponent)
+                let exists = try await runBlocking {
+                    let fm = FileManager.default
+                    for d in builds {
+                        try? fm.removeItem(atPath: "\(path)/\(d)")
+                    }
+                    return fm.fileExists(atPath: path)
+                }
+                if exists { _ = try await self.context.publisher.publish(directory: path) }
             }
             return true
         default:

@@ -266,30 +266,34 @@ struct Worker: Sendable {
         for name in names {
             try await ssh.downloadFile("\(remoteDir)/output/\(name)", toLocalPath: "\(tmp)/\(name)", limit: 8 << 30)
         }
-        var packages: [JSON] = []
-        var srpm: JSONObject? = nil
-        if let data = FileManager.default.contents(atPath: "\(tmp)/results.json"), let v = try? JSONParser.parse([UInt8](data)) {
-            packages = v["packages"]?.arrayValue ?? []
-            if let s = packages.first(where: { $0["arch"]?.stringValue == "src" })?.objectValue {
-                srpm = s
-                let file = names.first { $0.hasSuffix(".src.rpm") }
-                if let file { srpm?["url"] = .string("\(self.config.resultsBase)/\(self.task.relativeResultPath)/\(file)") }
+        // Reading, moving and gzipping whole files blocks: it runs on blockingQueue, not the cooperative pool.
+        let found = try await runBlocking { () throws -> Collected in
+            var packages: [JSON] = []
+            var srpm: JSONObject? = nil
+            if let data = FileManager.default.contents(atPath: "\(tmp)/results.json"), let v = try? JSONParser.parse([UInt8](data)) {
+                packages = v["packages"]?.arrayValue ?? []
+                if let s = packages.first(where: { $0["arch"]?.stringValue == "src" })?.objectValue {
+                    srpm = s
+                    let file = names.first { $0.hasSuffix(".src.rpm") }
+                    if let file { srpm?["url"] = .string("\(self.config.resultsBase)/\(self.task.relativeResultPath)/\(file)") }
+                }
             }
+            // Move into place. The live log already there is replaced by the builder's complete copy, gzipped.
+            let fm = FileManager.default
+            for name in names where name.hasSuffix(".rpm") || name == "results.json" {
+                let dest = "\(self.localResultDir)/\(name)"
+                try? fm.removeItem(atPath: dest)
+                try fm.moveItem(atPath: "\(tmp)/\(name)", toPath: dest)
+            }
+            if let log = fm.contents(atPath: "\(tmp)/builder-live.log") ?? fm.contents(atPath: "\(self.localResultDir)/builder-live.log") {
+                try writeAtomically(try Gzip.compress([UInt8](log)), to: "\(self.localResultDir)/builder-live.log.gz")
+                unlink("\(self.localResultDir)/builder-live.log")
+            }
+            return Collected(packages: packages, srpm: srpm)
         }
-        // Move into place. The live log already there is replaced by the builder's complete copy, gzipped.
-        let fm = FileManager.default
-        for name in names where name.hasSuffix(".rpm") || name == "results.json" {
-            let dest = "\(self.localResultDir)/\(name)"
-            try? fm.removeItem(atPath: dest)
-            try fm.moveItem(atPath: "\(tmp)/\(name)", toPath: dest)
-        }
-        if let log = fm.contents(atPath: "\(tmp)/builder-live.log") ?? fm.contents(atPath: "\(self.localResultDir)/builder-live.log") {
-            try writeAtomically(try Gzip.compress([UInt8](log)), to: "\(self.localResultDir)/builder-live.log.gz")
-            unlink("\(self.localResultDir)/builder-live.log")
-        }
-        self.appendBackendLog("builder exited with status \(status); \(packages.count) package(s) collected")
-        self.finishBackendLog()
-        return Collected(packages: packages.filter { self.task.kind == .srpm || $0["arch"]?.stringValue != "src" }, srpm: srpm)
+        self.appendBackendLog("builder exited with status \(status); \(found.packages.count) package(s) collected")
+        await self.finishBackendLog()
+        return Collected(packages: found.packages.filter { self.task.kind == .srpm || $0["arch"]?.stringValue != "src" }, srpm: found.srpm)
     }
 
     /// Signs every RPM of the result dir with the project's key (Keygen; waits while Keygen is down, never
@@ -309,7 +313,7 @@ struct Worker: Sendable {
             self.logger.info("repodata published", metadata: ["packages": "\(result.packageCount)", "seconds": "\(result.seconds)"])
         }
         // The backend log was gzipped by collect(); the lines above went to a new backend.log: fold it in.
-        self.finishBackendLog()
+        await self.finishBackendLog()
     }
 
     func report(state: String, packages: [JSON]?, srpm: JSONObject?, record: JobRecord) async {
@@ -329,7 +333,7 @@ struct Worker: Sendable {
 
     func cleanUpCanceled(_ record: JobRecord) async {
         self.appendBackendLog("canceled")
-        self.finishBackendLog()
+        await self.finishBackendLog()
         if let t = record.ticket { try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false) }
         self.context.jobs.remove(record.taskID)
     }
@@ -350,15 +354,18 @@ struct Worker: Sendable {
         appendFile("\(self.localResultDir)/backend.log", Array("[\(isoNow())] \(line)\n".utf8))
     }
 
-    func finishBackendLog() {
+    /// Gzips `backend.log` into `backend.log.gz` (on blockingQueue: it reads and compresses whole files).
+    func finishBackendLog() async {
         let path = "\(self.localResultDir)/backend.log"
-        guard let data = FileManager.default.contents(atPath: path) else { return }
-        // Append to an existing .gz as a further gzip member (readers see one concatenated log).
-        var previous: [UInt8] = []
-        if let old = FileManager.default.contents(atPath: path + ".gz") { previous = [UInt8](old) }
-        guard let gz = try? Gzip.compress([UInt8](data)) else { return }
-        try? writeAtomically(previous + gz, to: path + ".gz")
-        unlink(path)
+        _ = try? await runBlocking {
+            guard let data = FileManager.default.contents(atPath: path) else { return }
+            // Append to an existing .gz as a further gzip member (readers see one concatenated log).
+            var previous: [UInt8] = []
+            if let old = FileManager.default.contents(atPath: path + ".gz") { previous = [UInt8](old) }
+            guard let gz = try? Gzip.compress([UInt8](data)) else { return }
+            try? writeAtomically(previous + gz, to: path + ".gz")
+            unlink(path)
+        }
     }
 }
 
@@ -390,7 +397,8 @@ func isoNow() -> String {
     return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
-/// Blocking file work (signing rewrites whole RPMs) runs here, never on the Swift concurrency pool.
+/// Blocking file work (signing rewrites whole RPMs, logs are gzipped whole, forks copy result directories) runs
+/// here, never on the Swift concurrency pool.
 let blockingQueue = DispatchQueue(label: "koper.backend.blocking", attributes: .concurrent)
 
 func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {

@@ -4,6 +4,7 @@ import Glibc
 import KoperJSON
 import RPM
 import Synchronization
+import SystemPackage
 
 /// How RPM tasks are built (`--method`).
 enum BuildMethod: String, Sendable, CaseIterable {
@@ -203,10 +204,11 @@ final class Builder: Sendable {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while bytes.count <= TaskDescription.maxTaskBytes {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .infrastructure("cannot read the task file: \(String(cString: strerror(errno)))")
+            let n: Int
+            do {
+                n = try buffer.withUnsafeMutableBytes { try FileDescriptor(rawValue: fd).read(into: $0) }
+            } catch {
+                throw .infrastructure("cannot read the task file: \(error)")
             }
             if n == 0 {
                 break

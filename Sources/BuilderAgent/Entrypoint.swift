@@ -1,6 +1,7 @@
 import KoperProtocol
 import ArgumentParser
 import Glibc
+import SystemPackage
 
 /// `koper-builder`: runs one build on a builder host (docs/builder.md). Started detached over SSH by the
 /// Backend, which holds every credential; the builder holds none.
@@ -124,8 +125,7 @@ struct MockConfigCommand: ParsableCommand {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while bytes.count <= TaskDescription.maxTaskBytes {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            let n = (try? buffer.withUnsafeMutableBytes { try FileDescriptor(rawValue: fd).read(into: $0) }) ?? -1
             if n <= 0 { break }
             bytes.append(contentsOf: buffer[0..<n])
         }

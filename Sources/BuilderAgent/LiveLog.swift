@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import SystemPackage
 
 /// Splits a byte stream into lines (without the `\n`), bounding the length of each line.
 ///
@@ -166,18 +167,6 @@ final class LiveLog: Sendable {
         guard fd >= 0 else {
             return
         }
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR {
-                        continue
-                    }
-                    return
-                }
-                offset += n
-            }
-        }
+        _ = try? FileDescriptor(rawValue: fd).writeAll(bytes)
     }
 }

@@ -1,3 +1,4 @@
+import AtomicFile
 import Foundation
 import Glibc
 import Synchronization
@@ -65,11 +66,8 @@ final class PipeReader: Sendable {
         defer { buffer.deallocate() }
         readLoop: while true {
             var pfd = pollfd(fd: self.fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, 300)
+            let ready = retryingOnInterrupt { poll(&pfd, 1, 300) }
             if ready < 0 {
-                if errno == EINTR {
-                    continue
-                }
                 break
             }
             if ready == 0 {

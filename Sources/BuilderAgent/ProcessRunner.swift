@@ -1,3 +1,4 @@
+import AtomicFile
 import Foundation
 import Glibc
 import Subprocess
@@ -166,11 +167,11 @@ struct ProcessRunner: Sendable {
     private static func waitForExitWithoutReaping(_ pid: pid_t) async {
         while true {
             var info = siginfo_t()
-            let rc = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
+            let rc = retryingOnInterrupt { waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) }
             if rc == 0 && info._sifields._sigchld.si_pid != 0 {
                 return
             }
-            if rc < 0 && errno != EINTR {
+            if rc < 0 {
                 return
             }
             try? await Task.sleep(for: .milliseconds(100))

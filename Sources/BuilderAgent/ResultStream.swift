@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 
 /// Receives the files a sandboxed build hands out on its standard output, in a small framed format, and
 /// writes them into a staging directory on the host.
@@ -161,17 +162,6 @@ final class ResultStreamReceiver: PipeConsumer, @unchecked Sendable {
     }
 
     private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR {
-                    continue
-                }
-                return false
-            }
-            offset += n
-        }
-        return true
+        (try? FileDescriptor(rawValue: fd).writeAll(bytes)) != nil
     }
 }

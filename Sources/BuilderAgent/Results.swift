@@ -4,6 +4,7 @@ import Glibc
 import KoperJSON
 import LibCrypto
 import RPM
+import SystemPackage
 
 /// One collected result file.
 struct BuiltPackage: Sendable, Equatable {
@@ -30,10 +31,11 @@ enum Results {
         while true {
             while bytes.count < want {
                 var chunk = [UInt8](repeating: 0, count: min(1 << 20, want - bytes.count))
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw .infrastructure("cannot read \(path): \(String(cString: strerror(errno)))")
+                let n: Int
+                do {
+                    n = try chunk.withUnsafeMutableBytes { try FileDescriptor(rawValue: fd).read(into: $0) }
+                } catch {
+                    throw .infrastructure("cannot read \(path): \(error)")
                 }
                 if n == 0 {
                     break
@@ -63,10 +65,11 @@ enum Results {
         let hasher = DigestHasher(.sha256)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .infrastructure("cannot read \(path): \(String(cString: strerror(errno)))")
+            let n: Int
+            do {
+                n = try buffer.withUnsafeMutableBytes { try FileDescriptor(rawValue: fd).read(into: $0) }
+            } catch {
+                throw .infrastructure("cannot read \(path): \(error)")
             }
             if n == 0 {
                 break
@@ -129,23 +132,20 @@ enum Results {
         let hasher = DigestHasher(.sha256)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .infrastructure("cannot read \(source): \(String(cString: strerror(errno)))")
+            let n: Int
+            do {
+                n = try buffer.withUnsafeMutableBytes { try FileDescriptor(rawValue: input).read(into: $0) }
+            } catch {
+                throw .infrastructure("cannot read \(source): \(error)")
             }
             if n == 0 {
                 break
             }
             hasher.update(buffer[0..<n])
-            var offset = 0
-            while offset < n {
-                let w = buffer.withUnsafeBytes { write(output, $0.baseAddress! + offset, n - offset) }
-                if w < 0 {
-                    if errno == EINTR { continue }
-                    throw .infrastructure("cannot write \(destination): \(String(cString: strerror(errno)))")
-                }
-                offset += w
+            do {
+                try FileDescriptor(rawValue: output).writeAll(buffer[0..<n])
+            } catch {
+                throw .infrastructure("cannot write \(destination): \(error)")
             }
         }
         return Crypto.hex(hasher.finalize())

@@ -1,3 +1,5 @@
+internal import RPM
+
 /// Name, epoch, version, release and architecture of a built RPM, as listed by `/build/built-packages/ID`
 /// (`{name, epoch, version, release, arch}`; `epoch` is `null` or an integer, and is always present).
 public struct NEVRA: Sendable, Hashable, Codable, CustomStringConvertible {
@@ -95,85 +97,10 @@ public struct NEVRA: Sendable, Hashable, Codable, CustomStringConvertible {
 
 /// RPM version comparison.
 public enum RPMVersion {
-    /// rpm's `rpmvercmp`: -1 if `a` is older than `b`, 0 if equal, 1 if newer.
-    ///
-    /// Both strings are split into runs of ASCII digits and runs of ASCII letters; everything else only
-    /// separates. Runs compare pairwise: numbers numerically (leading zeros ignored), letters by byte value,
-    /// and a number is newer than letters. `~` sorts before anything, even the end of the string
-    /// (`1.0~rc1` < `1.0`); `^` sorts after the end of the string but before anything else
-    /// (`1.0` < `1.0^git1` < `1.0.1`). When one string runs out, the longer one is newer.
+    /// rpm's `rpmvercmp`: -1 if `a` is older than `b`, 0 if equal, 1 if newer. ``rpmVersionCompare(_:_:)``
+    /// (module RPM) on the strings' UTF-8 bytes; its documentation describes the ordering.
     public static func compare(_ a: String, _ b: String) -> Int {
-        if a == b {
-            return 0
-        }
-        let one = Array(a.utf8)
-        let two = Array(b.utf8)
-        let tilde = UInt8(ascii: "~")
-        let caret = UInt8(ascii: "^")
-        var i = 0
-        var j = 0
-        func isSeparator(_ c: UInt8) -> Bool { !ASCII.isAlnum(c) && c != tilde && c != caret }
-
-        while i < one.count || j < two.count {
-            while i < one.count && isSeparator(one[i]) { i += 1 }
-            while j < two.count && isSeparator(two[j]) { j += 1 }
-
-            let c1: UInt8? = i < one.count ? one[i] : nil
-            let c2: UInt8? = j < two.count ? two[j] : nil
-
-            // Tilde sorts before everything else, including the end of the string.
-            if c1 == tilde || c2 == tilde {
-                if c1 != tilde { return 1 }
-                if c2 != tilde { return -1 }
-                i += 1
-                j += 1
-                continue
-            }
-            // Caret sorts after the end of the string, but before anything else.
-            if c1 == caret || c2 == caret {
-                if c1 == nil { return -1 }
-                if c2 == nil { return 1 }
-                if c1 != caret { return 1 }
-                if c2 != caret { return -1 }
-                i += 1
-                j += 1
-                continue
-            }
-            guard let first1 = c1, c2 != nil else {
-                break
-            }
-
-            let start1 = i
-            let start2 = j
-            let isNumber = ASCII.isDigit(first1)
-            if isNumber {
-                while i < one.count && ASCII.isDigit(one[i]) { i += 1 }
-                while j < two.count && ASCII.isDigit(two[j]) { j += 1 }
-            } else {
-                while i < one.count && ASCII.isAlpha(one[i]) { i += 1 }
-                while j < two.count && ASCII.isAlpha(two[j]) { j += 1 }
-            }
-            // The segments have different types: a number is newer than letters.
-            if j == start2 {
-                return isNumber ? 1 : -1
-            }
-            var s1 = one[start1..<i]
-            var s2 = two[start2..<j]
-            if isNumber {
-                while s1.first == UInt8(ascii: "0") { s1 = s1.dropFirst() }
-                while s2.first == UInt8(ascii: "0") { s2 = s2.dropFirst() }
-                if s1.count != s2.count {
-                    return s1.count > s2.count ? 1 : -1
-                }
-            }
-            if !s1.elementsEqual(s2) {
-                return s1.lexicographicallyPrecedes(s2) ? -1 : 1
-            }
-        }
-        if i >= one.count && j >= two.count {
-            return 0
-        }
-        return i >= one.count ? -1 : 1
+        rpmVersionCompare(a.utf8, b.utf8)
     }
 
     /// Compares epoch (a missing epoch is 0), then version, then release, each with ``compare(_:_:)``.

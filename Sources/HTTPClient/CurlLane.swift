@@ -1,3 +1,4 @@
+internal import AtomicFile
 internal import CCurl
 internal import Dispatch
 internal import Synchronization
@@ -304,9 +305,8 @@ final class TransferContext {
         guard self.keepBody == true else { return data.count }
         var offset = 0
         while offset < data.count {
-            let n = write(self.fd, data.baseAddress! + offset, data.count - offset)
+            let n = retryingOnInterrupt { write(self.fd, data.baseAddress! + offset, data.count - offset) }
             if n < 0 {
-                if errno == EINTR { continue }
                 self.fileErrno = errno
                 return 0
             }

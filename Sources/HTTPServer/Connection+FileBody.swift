@@ -1,3 +1,4 @@
+import AtomicFile
 import Dispatch
 import HTTPCore
 
@@ -82,8 +83,9 @@ extension Connection {
                 }
                 if sent >= FileStream.sliceBeforeYield { return .yielded }
                 let want = min(stream.unread, stream.buffer.count)
-                let n = pread(stream.descriptor, stream.buffer.baseAddress, want, off_t(stream.nextOffset))
-                if n < 0 && errno == EINTR { continue }
+                let n = retryingOnInterrupt {
+                    pread(stream.descriptor, stream.buffer.baseAddress, want, off_t(stream.nextOffset))
+                }
                 if n <= 0 {
                     // A read error, or the file shrank below the length promised in Content-Length: the only
                     // honest ending is to close the connection mid-body.
@@ -104,7 +106,9 @@ extension Connection {
                 stream.unread -= n
             }
             let flags = Int32(MSG_NOSIGNAL) | (stream.unread > 0 ? Int32(MSG_MORE) : 0)
-            let n = send(self.fd, stream.buffer.baseAddress! + stream.start, stream.end - stream.start, flags)
+            let n = retryingOnInterrupt {
+                send(self.fd, stream.buffer.baseAddress! + stream.start, stream.end - stream.start, flags)
+            }
             if n > 0 {
                 stream.start += n
                 sent += n
@@ -112,7 +116,6 @@ extension Connection {
                 continue
             }
             let e = errno
-            if n < 0 && e == EINTR { continue }
             if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) { return .blocked }
             return .failed
         }

@@ -1,6 +1,8 @@
+import AtomicFile
 import Dispatch
 import HTTPCore
 import Logging
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -93,7 +95,7 @@ final class Connection: @unchecked Sendable {
         withUnsafeTemporaryAllocation(byteCount: chunkSize, alignment: 16) { buffer in
             var discarded = 0
             while true {
-                let n = read(self.fd, buffer.baseAddress, chunkSize)
+                let n = retryingOnInterrupt { read(self.fd, buffer.baseAddress, chunkSize) }
                 if n > 0 {
                     if self.phase == .lingering {
                         // Drop input, but yield now and then: a peer that never stops sending must not pin this
@@ -117,7 +119,6 @@ final class Connection: @unchecked Sendable {
                     break
                 } else {
                     let e = errno
-                    if e == EINTR { continue }
                     if e == EAGAIN || e == EWOULDBLOCK { break }
                     self.close()
                     return
@@ -204,19 +205,7 @@ final class Connection: @unchecked Sendable {
         case .memory:
             self.bodyBytes.append(contentsOf: chunk)
         case .file:
-            var ok = true
-            chunk.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let n = write(self.bodyFileFD, raw.baseAddress! + offset, raw.count - offset)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        ok = false
-                        return
-                    }
-                    offset += n
-                }
-            }
+            let ok = (try? FileDescriptor(rawValue: self.bodyFileFD).writeAll(chunk)) != nil
             if !ok { self.fail(status: 500, reason: "Cannot store request body") }
         }
     }
@@ -347,8 +336,10 @@ final class Connection: @unchecked Sendable {
         while self.outputOffset < self.output.count {
             // MSG_MORE: a file body follows, so the head need not leave in a segment of its own.
             let flags = Int32(MSG_NOSIGNAL) | (self.fileStream != nil ? Int32(MSG_MORE) : 0)
-            let n = self.output.withUnsafeBytes { raw in
-                send(self.fd, raw.baseAddress! + self.outputOffset, raw.count - self.outputOffset, flags)
+            let n = retryingOnInterrupt {
+                self.output.withUnsafeBytes { raw in
+                    send(self.fd, raw.baseAddress! + self.outputOffset, raw.count - self.outputOffset, flags)
+                }
             }
             if n > 0 {
                 self.outputOffset += n
@@ -356,7 +347,6 @@ final class Connection: @unchecked Sendable {
                 continue
             }
             let e = errno
-            if n < 0 && e == EINTR { continue }
             if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) {
                 self.armWriteSource()
                 return

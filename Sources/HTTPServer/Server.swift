@@ -1,3 +1,4 @@
+import AtomicFile
 import Dispatch
 import HTTPCore
 import Logging
@@ -94,12 +95,14 @@ public final class Server: Sendable {
         while true {
             var peer = sockaddr_in()
             var peerLength = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let fd = withUnsafeMutablePointer(to: &peer) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listenFD, $0, &peerLength) }
+            let fd = retryingOnInterrupt {
+                withUnsafeMutablePointer(to: &peer) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(listenFD, $0, &peerLength) }
+                }
             }
             if fd < 0 {
                 let e = errno
-                if e == EINTR || e == ECONNABORTED { continue }
+                if e == ECONNABORTED { continue }
                 if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
                     // Out of descriptors: pause accepting briefly instead of spinning on a level-triggered source.
                     self.logger.warning("accept failed: out of resources", metadata: ["errno": "\(e)"])

@@ -1,3 +1,5 @@
+import AtomicFile
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,22 +38,16 @@ enum FileIO {
 
     /// Opens an existing file read-only; refuses symlinks (`O_NOFOLLOW`). The corresponding C function is `open`.
     static func openForReading(_ path: String) throws(RPMSignError) -> Int32 {
-        while true {
-            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-            if fd >= 0 { return fd }
-            if errno == EINTR { continue }
-            throw self.failure("open", path)
-        }
+        let fd = retryingOnInterrupt { open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) }
+        if fd >= 0 { return fd }
+        throw self.failure("open", path)
     }
 
     /// Creates a new file that must not exist yet (`O_EXCL`), mode 0600 until `fchmod`.
     static func createExclusive(_ path: String) throws(RPMSignError) -> Int32 {
-        while true {
-            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-            if fd >= 0 { return fd }
-            if errno == EINTR { continue }
-            throw self.failure("open(O_CREAT|O_EXCL)", path)
-        }
+        let fd = retryingOnInterrupt { open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600) }
+        if fd >= 0 { return fd }
+        throw self.failure("open(O_CREAT|O_EXCL)", path)
     }
 
     static func fileStatus(_ fd: Int32, _ path: String) throws(RPMSignError) -> FileIdentity {
@@ -73,14 +69,16 @@ enum FileIO {
         var buffer = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
-            let n = buffer.withUnsafeMutableBytes { raw in
-                pread(fd, raw.baseAddress! + done, count - done, off_t(offset + done))
+            let n = retryingOnInterrupt {
+                buffer.withUnsafeMutableBytes { raw in
+                    pread(fd, raw.baseAddress! + done, count - done, off_t(offset + done))
+                }
             }
             if n > 0 {
                 done += n
             } else if n == 0 {
                 throw RPMSignError(code: .fileChanged, detail: "\(path) ended early (it shrank while being read)")
-            } else if errno != EINTR {
+            } else {
                 throw self.failure("pread", path)
             }
         }
@@ -90,11 +88,9 @@ enum FileIO {
     static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(RPMSignError) {
         var done = 0
         while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            let n = retryingOnInterrupt { Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done) }
             if n > 0 {
                 done += n
-            } else if n < 0, errno == EINTR {
-                continue
             } else {
                 throw self.failure("write", path)
             }
@@ -110,9 +106,7 @@ enum FileIO {
     }
 
     static func fsync(_ fd: Int32, path: String) throws(RPMSignError) {
-        while Glibc.fsync(fd) != 0 {
-            if errno != EINTR { throw self.failure("fsync", path) }
-        }
+        if retryingOnInterrupt({ Glibc.fsync(fd) }) != 0 { throw self.failure("fsync", path) }
     }
 
     static func close(_ fd: Int32) {

@@ -1,3 +1,4 @@
+internal import AtomicFile
 internal import Dispatch
 internal import Glibc
 internal import Synchronization
@@ -315,8 +316,7 @@ enum DirectoryScanner {
                     info = known
                 } else {
                     let pointer = UnsafeRawPointer(buffer.baseAddress! + start).assumingMemoryBound(to: CChar.self)
-                    var result: Int32
-                    repeat { result = fstatat(rootDescriptor, pointer, &info, 0) } while result != 0 && errno == EINTR
+                    let result = retryingOnInterrupt { fstatat(rootDescriptor, pointer, &info, 0) }
                     guard result == 0 else { continue }
                 }
                 guard info.st_mode & S_IFMT == S_IFREG else { continue }

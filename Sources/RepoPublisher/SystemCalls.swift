@@ -1,3 +1,4 @@
+internal import AtomicFile
 internal import Glibc
 
 /// A failed system call: the call, the errno and the path it was about. The description never contains
@@ -69,20 +70,17 @@ public struct RepoPublisherError: Error, Sendable, CustomStringConvertible {
 
 /// The one checked path for the system calls this module makes: retry on EINTR, map -1 to a typed error.
 enum Sys {
-    /// Runs `body` until it does not fail with EINTR; returns its result or throws with `call` and `path`.
+    /// Runs `body` until it does not fail with EINTR (``retryingOnInterrupt(_:)``); returns its result or throws
+    /// with `call` and `path`.
     @inline(__always)
     static func retrying<T: SignedInteger>(
         _ call: String,
         _ path: String?,
         _ body: () -> T
     ) throws(RepoPublisherError) -> T {
-        while true {
-            let result = body()
-            if result >= 0 { return result }
-            let error = errno
-            if error == EINTR { continue }
-            throw RepoPublisherError.system(call, path, errno: error)
-        }
+        let result = retryingOnInterrupt(body)
+        if result >= 0 { return result }
+        throw RepoPublisherError.system(call, path, errno: errno)
     }
 
     /// Runs `body` (which calls a standard-library API whose `rethrows` loses the error type) and restores
@@ -117,13 +115,10 @@ enum Sys {
     /// `stat` following symbolic links; nil when the path does not exist.
     static func statIfExists(_ path: String) throws(RepoPublisherError) -> stat? {
         var info = stat()
-        while true {
-            if fstatat(AT_FDCWD, path, &info, 0) == 0 { return info }
-            let error = errno
-            if error == EINTR { continue }
-            if error == ENOENT || error == ENOTDIR { return nil }
-            throw RepoPublisherError.system("stat", path, errno: error)
-        }
+        if retryingOnInterrupt({ fstatat(AT_FDCWD, path, &info, 0) }) == 0 { return info }
+        let error = errno
+        if error == ENOENT || error == ENOTDIR { return nil }
+        throw RepoPublisherError.system("stat", path, errno: error)
     }
 
     /// Reads up to `count` bytes at `offset` (short only at end of file).
@@ -232,22 +227,18 @@ enum Sys {
 
     /// `unlink`; a missing file is not an error.
     static func unlinkIfExists(_ path: String) throws(RepoPublisherError) {
-        while Glibc.unlink(path) != 0 {
-            let error = errno
-            if error == EINTR { continue }
-            if error == ENOENT { return }
-            throw RepoPublisherError.system("unlink", path, errno: error)
-        }
+        if retryingOnInterrupt({ Glibc.unlink(path) }) == 0 { return }
+        let error = errno
+        if error == ENOENT { return }
+        throw RepoPublisherError.system("unlink", path, errno: error)
     }
 
     /// `mkdir`; an existing directory is not an error.
     static func makeDirectory(_ path: String) throws(RepoPublisherError) {
-        while Glibc.mkdir(path, 0o755) != 0 {
-            let error = errno
-            if error == EINTR { continue }
-            if error == EEXIST { return }
-            throw RepoPublisherError.system("mkdir", path, errno: error)
-        }
+        if retryingOnInterrupt({ Glibc.mkdir(path, 0o755) }) == 0 { return }
+        let error = errno
+        if error == EEXIST { return }
+        throw RepoPublisherError.system("mkdir", path, errno: error)
     }
 
     /// Takes an exclusive `flock` on `descriptor`, waiting for it.
@@ -320,13 +311,10 @@ enum Sys {
         return try self.typed {
             try terminated.withUnsafeBufferPointer { (buffer) throws -> stat? in
                 let pointer = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
-                while true {
-                    if Glibc.fstatat(directory, pointer, &info, 0) == 0 { return info }
-                    let error = errno
-                    if error == EINTR { continue }
-                    if error == ENOENT || error == ENOTDIR || error == ELOOP { return nil }
-                    throw RepoPublisherError.system("fstatat", String(decoding: name, as: UTF8.self), errno: error)
-                }
+                if retryingOnInterrupt({ Glibc.fstatat(directory, pointer, &info, 0) }) == 0 { return info }
+                let error = errno
+                if error == ENOENT || error == ENOTDIR || error == ELOOP { return nil }
+                throw RepoPublisherError.system("fstatat", String(decoding: name, as: UTF8.self), errno: error)
             }
         }
     }

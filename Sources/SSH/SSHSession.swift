@@ -1,3 +1,4 @@
+internal import AtomicFile
 internal import Dispatch
 public import Logging
 internal import Synchronization
@@ -103,19 +104,11 @@ public final class SSHSession: Sendable {
             }
             defer { closeDescriptor(fd) }
             try core.upload(to: remotePath, mode: mode, cancel: cancel) { (chunk) throws(SSHError) -> Int in
-                while true {
-                    let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                    if count >= 0 {
-                        return count
-                    }
-                    if errno != EINTR {
-                        throw SSHError(
-                            .invalidArgument,
-                            "reading the local file \(localPath) failed",
-                            underlyingStatus: errno
-                        )
-                    }
+                let count = retryingOnInterrupt { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
+                if count >= 0 {
+                    return count
                 }
+                throw SSHError(.invalidArgument, "reading the local file \(localPath) failed", underlyingStatus: errno)
             }
         }
     }
@@ -148,9 +141,10 @@ public final class SSHSession: Sendable {
                     let failedErrno: Int32? = chunk.withUnsafeBytes { buffer in
                         var offset = 0
                         while offset < buffer.count {
-                            let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                            let written = retryingOnInterrupt {
+                                write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                            }
                             if written < 0 {
-                                if errno == EINTR { continue }
                                 return errno
                             }
                             offset += written

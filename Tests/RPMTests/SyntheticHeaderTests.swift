@@ -1,5 +1,6 @@
-// Validation rules checked one at a time on synthetic packages (TestRPMBuilder.swift).
+// Validation rules checked one at a time on synthetic packages (TestSupport/SyntheticRPM.swift).
 import RPM
+import TestSupport
 import Testing
 
 private func expectError(_ code: RPMError.Code, _ bytes: [UInt8], sourceLocation: SourceLocation = #_sourceLocation) {
@@ -65,7 +66,7 @@ private func expectError(_ code: RPMError.Code, _ bytes: [UInt8], sourceLocation
     }
 
     @Test func sourceDetection() throws {
-        func isSource(_ extra: [TestItem]) throws -> Bool {
+        func isSource(_ extra: [HeaderItem]) throws -> Bool {
             try RPMReader.parse(makePackage(main: defaultIdentity + extra).bytes).isSourcePackage
         }
         #expect(try isSource([.int32(1106, [1])]))
@@ -90,7 +91,7 @@ private func expectError(_ code: RPMError.Code, _ bytes: [UInt8], sourceLocation
                 .bin(1104, [0, 1, 2, 0]),
                 .stringArray(1105, ["a", "", "ccc"]),
                 .string(1107, "caf\u{E9}"),
-                TestItem(tag: 1108, type: 6, count: 1, data: [0x66, 0xFF, 0x6F, 0], alignment: 1),
+                HeaderItem(tag: 1108, type: 6, count: 1, data: [0x66, 0xFF, 0x6F, 0], alignment: 1),
             ]
         let header = try RPMReader.parse(makePackage(main: main).bytes).main
         #expect(header.int32s(1100) == [255, 1])

@@ -1,6 +1,7 @@
 import Foundation
 import LibCrypto
 import RPM
+import TestSupport
 import Testing
 
 @testable import Repodata

@@ -1,3 +1,4 @@
+import RPM
 import Testing
 
 @testable import Repodata

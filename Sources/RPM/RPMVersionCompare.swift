@@ -1,7 +1,13 @@
-/// rpm 4.18's `rpmvercmp` on raw bytes (ASCII classes only, as rpm's `risalnum`/`risdigit`/`risalpha`).
-/// Returns -1, 0 or 1.
-func rpmVersionCompare<A: RandomAccessCollection<UInt8>, B: RandomAccessCollection<UInt8>>(_ a: A, _ b: B) -> Int
-where A.Index == Int, B.Index == Int {
+/// rpm 4.18's `rpmvercmp` on raw bytes: -1 if `a` is older than `b`, 0 if equal, 1 if newer. The one
+/// implementation in Koper: Repodata orders dependencies with it, CoprModel's `RPMVersion` compares versions
+/// and chroot names with it.
+///
+/// Both byte strings are split into runs of ASCII digits and runs of ASCII letters (rpm's `risdigit`/`risalpha`;
+/// every other byte only separates). Runs compare pairwise: numbers numerically (leading zeros ignored), letters
+/// by byte value, and a number is newer than letters. `~` sorts before anything, even the end of the string
+/// (`1.0~rc1` < `1.0`); `^` sorts after the end of the string but before anything else
+/// (`1.0` < `1.0^git1` < `1.0.1`). When one string runs out, the longer one is newer.
+public func rpmVersionCompare<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Int {
     if a.elementsEqual(b) { return 0 }
     let one = Array(a)
     let two = Array(b)
