@@ -1,60 +1,81 @@
 import Foundation
-import KoperJSON
+import KoperProtocol
 import Logging
 
-/// Work for the Backend that is not a build (docs/internal-api.md "pending-actions"): deleting builds and projects
-/// (their files go, then the chroot's repodata is republished), regenerating repodata, forks. Polled every two
-/// seconds; each action is acknowledged once done.
-struct ActionRunner: Sendable {
+/// Work for the Backend that is not a build (docs/internal-api.md "actions"): deleting builds and projects (their
+/// files go, then the chroot's repodata is republished), regenerating repodata, forks. Actions arrive with the
+/// Dispatcher's poll; they run one at a time in arrival order, each is acknowledged once done, and an action the
+/// next poll still lists (not yet acknowledged) is not queued twice.
+actor ActionRunner {
     let context: BackendContext
     var logger: Logger { self.context.logger }
     var results: String { self.context.config.resultsDir }
+    /// Queued or running, by id.
+    private var known: Set<Int> = []
+    /// Recently finished ids (a poll answered before the acknowledgement committed lists them again).
+    private var finished: [Int] = []
+    private var queue: [BackendAction] = []
+    private var worker: Task<Void, Never>?
 
-    func run() async {
-        while !Task.isCancelled {
-            do {
-                let v = try await self.context.frontend.call("GET", "/backend/pending-actions")
-                for action in v["actions"]?.arrayValue ?? [] {
-                    guard let id = action["id"]?.intValue else { continue }
-                    let ok = await self.perform(action)
-                    _ = try await self.context.frontend.call("POST", "/backend/action-done", body: ["id": .int(id), "result": .string(ok ? "success" : "failure")])
-                }
-            } catch is CancellationError {
-                return
-            } catch {
-                self.logger.warning("reading actions failed", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: .seconds(2))
+    init(context: BackendContext) {
+        self.context = context
+    }
+
+    func submit(_ actions: [BackendAction]) {
+        for action in actions where !self.known.contains(action.id) && !self.finished.contains(action.id) {
+            self.known.insert(action.id)
+            self.queue.append(action)
+        }
+        if self.worker == nil, !self.queue.isEmpty {
+            self.worker = Task { await self.drain() }
         }
     }
 
-    func perform(_ action: JSON) async -> Bool {
-        let type = action["action_type"]?.stringValue ?? ""
-        let data = action["data"] ?? [:]
+    func stop() {
+        self.worker?.cancel()
+    }
+
+    private func drain() async {
+        while !Task.isCancelled, !self.queue.isEmpty {
+            let action = self.queue.removeFirst()
+            let ok = await self.perform(action)
+            do {
+                try await self.context.frontend.actionDone(action.id, result: ok ? .success : .failure)
+            } catch {
+                self.logger.warning("acknowledging an action failed", metadata: ["action.id": "\(action.id)", "error": "\(error)"])
+            }
+            self.known.remove(action.id)
+            self.finished.append(action.id)
+            if self.finished.count > 1000 { self.finished.removeFirst(self.finished.count - 1000) }
+        }
+        self.worker = nil
+    }
+
+    func perform(_ action: BackendAction) async -> Bool {
         do {
-            switch type {
-            case "createrepo":
-                guard let owner = action["ownername"]?.stringValue, let dir = data["project_dirname"]?.stringValue,
-                    let chroot = data["chroot"]?.stringValue, isSafeComponent(owner), isSafeComponent(dir), isSafeComponent(chroot)
-                else { return false }
-                let path = "\(self.results)/\(owner)/\(dir)/\(chroot)"
+            switch action.payload {
+            case .createrepo(let d):
+                guard [d.ownername, d.projectDirname, d.chroot].allSatisfy(isSafeComponent) else { return false }
+                let path = "\(self.results)/\(d.ownername)/\(d.projectDirname)/\(d.chroot)"
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
                 // An explicit request (regenerate-repos, a new chroot): read every package again, trust no index.
                 _ = try await self.context.publisher.publish(directory: path, fullRebuild: true)
-                if let project = action["projectname"]?.stringValue, isSafeComponent(project) {
-                    try? await publishPublicKey(self.context, owner: owner, project: project)
+                if isSafeComponent(d.projectname) {
+                    try? await publishPublicKey(self.context, owner: d.ownername, project: d.projectname)
                 }
                 return true
-            case "delete":
-                return try await self.delete(action, data)
-            case "fork":
-                return try await self.fork(data)
-            default:
+            case .deleteProject(let d):
+                return try await self.deleteProject(d)
+            case .deleteBuilds(let d):
+                return try await self.deleteBuilds(d)
+            case .fork(let d):
+                return try await self.fork(d)
+            case .unsupported(let type):
                 self.logger.notice("action not supported by this backend", metadata: ["action.type": "\(type)"])
                 return false
             }
         } catch {
-            self.logger.error("action failed", metadata: ["action.type": "\(type)", "error": "\(error)"])
+            self.logger.error("action failed", metadata: ["action.type": "\(action.actionType)", "error": "\(error)"])
             return false
         }
     }
@@ -63,21 +84,18 @@ struct ActionRunner: Sendable {
     /// fork, re-signs their RPMs with the fork's key, then publishes the fork's chroots and public key. Each copy is
     /// made in a temporary directory and renamed into place once signed, so a retried action skips what is done
     /// and a reader never sees a half-copied or unsigned build.
-    func fork(_ data: JSON) async throws -> Bool {
-        guard let srcOwner = data["source_ownername"]?.stringValue, let srcDir = data["source_dirname"]?.stringValue,
-            let dstOwner = data["target_ownername"]?.stringValue, let dstDir = data["target_dirname"]?.stringValue,
-            [srcOwner, srcDir, dstOwner, dstDir].allSatisfy(isSafeComponent)
-        else { return false }
-        let map = data["builds_map"]?.objectValue ?? JSONObject()
+    func fork(_ data: BackendAction.Fork) async throws -> Bool {
+        let (srcOwner, srcDir, dstOwner, dstDir) = (data.sourceOwnername, data.sourceDirname, data.targetOwnername, data.targetDirname)
+        guard [srcOwner, srcDir, dstOwner, dstDir].allSatisfy(isSafeComponent) else { return false }
         let fm = FileManager.default
         // Outside the chroot directories: a publish of a chroot must not index unsigned copies.
         let stagingRoot = "\(self.results)/\(dstOwner)/\(dstDir)/.fork-staging"
         var ok = true
-        for (chroot, dirs) in map.pairs where isSafeComponent(chroot) {
+        for (chroot, dirs) in data.buildsMap.sorted(by: { $0.key < $1.key }) where isSafeComponent(chroot) {
             let dstChroot = "\(self.results)/\(dstOwner)/\(dstDir)/\(chroot)"
             try fm.createDirectory(atPath: dstChroot, withIntermediateDirectories: true)
-            for (old, new) in dirs.objectValue?.pairs ?? [] {
-                guard let new = new.stringValue, isSafeComponent(old), isSafeComponent(new) else { ok = false; continue }
+            for (old, new) in dirs.sorted(by: { $0.key < $1.key }) {
+                guard isSafeComponent(old), isSafeComponent(new) else { ok = false; continue }
                 let source = "\(self.results)/\(srcOwner)/\(srcDir)/\(chroot)/\(old)"
                 let target = "\(dstChroot)/\(new)"
                 if fm.fileExists(atPath: target) { continue }
@@ -104,37 +122,36 @@ struct ActionRunner: Sendable {
         return ok
     }
 
-    func delete(_ action: JSON, _ data: JSON) async throws -> Bool {
-        guard let owner = data["ownername"]?.stringValue ?? action["ownername"]?.stringValue, isSafeComponent(owner) else { return false }
-        switch data["object_type"]?.stringValue {
-        case "copr":
-            guard let project = data["projectname"]?.stringValue, isSafeComponent(project) else { return false }
-            // The project dir and its CoprDirs (`project:custom:x`); removing whole trees blocks, so on blockingQueue.
-            let ownerDir = "\(self.results)/\(owner)"
-            _ = try? await runBlocking {
-                let fm = FileManager.default
-                for entry in (try? fm.contentsOfDirectory(atPath: ownerDir)) ?? [] where entry == project || entry.hasPrefix(project + ":") {
-                    try? fm.removeItem(atPath: "\(ownerDir)/\(entry)")
-                }
+    /// Removes a project's results: its directory and its CoprDirs (`project:custom:x`).
+    func deleteProject(_ d: BackendAction.DeleteProject) async throws -> Bool {
+        let (owner, project) = (d.ownername, d.projectname)
+        guard isSafeComponent(owner), isSafeComponent(project) else { return false }
+        // Removing whole trees blocks: on blockingQueue.
+        let ownerDir = "\(self.results)/\(owner)"
+        _ = try? await runBlocking {
+            let fm = FileManager.default
+            for entry in (try? fm.contentsOfDirectory(atPath: ownerDir)) ?? [] where entry == project || entry.hasPrefix(project + ":") {
+                try? fm.removeItem(atPath: "\(ownerDir)/\(entry)")
             }
-            return true
-        case "builds":
-            guard let dir = data["project_dirname"]?.stringValue, isSafeComponent(dir), let chroots = data["chroot_builddirs"]?.objectValue else { return false }
-            for (chroot, dirs) in chroots.pairs where isSafeComponent(chroot) {
-                let path = "\(self.results)/\(owner)/\(dir)/\(chroot)"
-                let builds = (dirs.arrayValue?.compactMap(\.stringValue) ?? []).filter(isSafeComponent)
-                let exists = try await runBlocking {
-                    let fm = FileManager.default
-                    for d in builds {
-                        try? fm.removeItem(atPath: "\(path)/\(d)")
-                    }
-                    return fm.fileExists(atPath: path)
-                }
-                if exists { _ = try await self.context.publisher.publish(directory: path) }
-            }
-            return true
-        default:
-            return false
         }
+        return true
+    }
+
+    /// Removes build result directories, then republishes each chroot.
+    func deleteBuilds(_ d: BackendAction.DeleteBuilds) async throws -> Bool {
+        guard isSafeComponent(d.ownername), isSafeComponent(d.projectDirname) else { return false }
+        for (chroot, dirs) in d.chrootBuilddirs.sorted(by: { $0.key < $1.key }) where isSafeComponent(chroot) {
+            let path = "\(self.results)/\(d.ownername)/\(d.projectDirname)/\(chroot)"
+            let builds = dirs.filter(isSafeComponent)
+            let exists = try await runBlocking {
+                let fm = FileManager.default
+                for dir in builds {
+                    try? fm.removeItem(atPath: "\(path)/\(dir)")
+                }
+                return fm.fileExists(atPath: path)
+            }
+            if exists { _ = try await self.context.publisher.publish(directory: path) }
+        }
+        return true
     }
 }

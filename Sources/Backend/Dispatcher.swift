@@ -1,21 +1,29 @@
 import Foundation
-import KoperJSON
+import KoperProtocol
 import Logging
 import Scheduling
 
-/// Keeps the Backend's priority queue in step with the Frontend's pending tasks and starts a worker for each
-/// task the scheduling core picks. Also relays cancel requests to queued tasks (dropped) and running workers
-/// (their Swift task is cancelled, which kills the remote build or abandons the lease at once).
+/// Keeps the Backend's priority queue in step with the Frontend's pending tasks and starts a worker for each task
+/// the scheduling core picks. Everything arrives over one long-poll (`/backend/poll`): the pending tasks (each
+/// answer is the full set, so tasks that vanished leave the queue too), cancel requests (a queued task is dropped,
+/// a running worker's Swift task is cancelled, which kills the remote build or abandons the lease at once) and
+/// actions (handed to the ActionRunner). The Frontend holds the poll until something changes.
 actor Dispatcher {
     let context: BackendContext
+    let actions: ActionRunner
     var scheduler: Scheduler
-    var queued: [String: BuildTask] = [:]
-    var running: [String: Task<Void, Never>] = [:]
+    var queued: [TaskID: TaskSummary] = [:]
+    var running: [TaskID: Task<Void, Never>] = [:]
+    /// Cancel requests being carried out (not yet acknowledged): a poll answered meanwhile lists them again.
+    var canceling: Set<TaskID> = []
     var loops: [Task<Void, Never>] = []
     var logger: Logger { self.context.logger }
+    /// How long the Frontend may hold one poll.
+    static let pollWait = 20
 
-    init(context: BackendContext) {
+    init(context: BackendContext, actions: ActionRunner) {
         self.context = context
+        self.actions = actions
         let c = context.config
         var s = Scheduler(
             configuration: SchedulerConfiguration(maxPerOwner: c.maxPerOwner, maxPerArch: c.maxPerArch, maxPerOwnerArch: c.maxPerOwnerArch)
@@ -27,15 +35,10 @@ actor Dispatcher {
     func start() {
         // Builds that were in flight when the Backend stopped: reattach or requeue them first.
         for record in self.context.jobs.all() {
-            guard let task = try? BuildTask(record.task) else {
-                self.context.jobs.remove(record.taskID)
-                continue
-            }
-            self.logger.info("resuming in-flight build", metadata: ["task.id": "\(task.id)", "phase": "\(record.phase.rawValue)"])
-            self.launch(task, record: record)
+            self.logger.info("resuming in-flight build", metadata: ["task.id": "\(record.taskID)", "phase": "\(record.phase.rawValue)"])
+            self.launch(record, claim: false)
         }
         self.loops.append(Task { await self.pollLoop() })
-        self.loops.append(Task { await self.cancelLoop() })
     }
 
     func stop() {
@@ -43,39 +46,57 @@ actor Dispatcher {
         // Workers are NOT cancelled: their builds keep running detached and are reattached after a restart.
     }
 
-    /// Long-polls the Frontend; every answer is the full set of pending tasks, so tasks that vanished
-    /// (canceled, taken) leave the queue too.
+    /// The one channel. On failure it backs off (1 s doubling to 30 s) and says so once per streak, not per try.
     func pollLoop() async {
+        var generation: String?
+        var delay = Duration.seconds(1)
+        var failures = 0
         while !Task.isCancelled {
             do {
-                let tasks = try await self.context.frontend.pendingJobs(wait: 20)
-                self.merge(tasks)
+                let poll = try await self.context.frontend.poll(after: generation, wait: Self.pollWait)
+                if failures > 0 {
+                    self.logger.notice("frontend reachable again", metadata: ["failed.polls": "\(failures)"])
+                }
+                failures = 0
+                delay = .seconds(1)
+                generation = poll.generation
+                self.merge(poll.tasks)
+                for id in poll.cancels where !self.canceling.contains(id) {
+                    self.canceling.insert(id)
+                    Task { await self.cancel(id) }
+                }
+                await self.actions.submit(poll.actions)
             } catch is CancellationError {
                 return
             } catch {
-                self.logger.warning("polling the frontend failed", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(2))
+                failures += 1
+                if failures == 1 {
+                    self.logger.warning("polling the frontend failed; retrying with backoff", metadata: ["error": "\(error)"])
+                }
+                generation = nil
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
             }
         }
     }
 
-    func merge(_ raw: [JSON]) {
-        var seen = Set<String>()
-        for value in raw {
-            guard let task = try? BuildTask(value) else { continue }
-            seen.insert(task.id)
-            if self.queued[task.id] != nil || self.running[task.id] != nil { continue }
-            self.queued[task.id] = task
+    func merge(_ tasks: [TaskSummary]) {
+        var seen = Set<TaskID>()
+        for task in tasks {
+            seen.insert(task.taskID)
+            if self.queued[task.taskID] != nil || self.running[task.taskID] != nil { continue }
+            self.queued[task.taskID] = task
             self.scheduler.enqueue(
                 SchedulerTask(
-                    id: task.id, kind: task.kind == .srpm ? .srpm : .rpm, owner: task.owner, arch: task.arch, sandbox: task.sandbox,
-                    background: task.background, submitted: task.submitted, sequence: UInt64(task.buildID)
+                    id: task.taskID.description, kind: task.kind == .srpm ? .srpm : .rpm, owner: task.projectOwner,
+                    arch: task.arch, sandbox: task.sandbox, background: task.background, submitted: task.submittedOn,
+                    sequence: UInt64(task.buildID)
                 )
             )
         }
         for id in self.queued.keys where !seen.contains(id) {
             self.queued[id] = nil
-            _ = self.scheduler.remove(id: id)
+            _ = self.scheduler.remove(id: id.description)
         }
         self.dispatch()
     }
@@ -83,70 +104,68 @@ actor Dispatcher {
     func dispatch() {
         let now = Int64(Date().timeIntervalSince1970)
         while self.running.count < self.context.config.maxWorkers, let next = self.scheduler.next(now: now) {
-            guard let task = self.queued.removeValue(forKey: next.id) else {
+            guard let id = TaskID(next.id), self.queued.removeValue(forKey: id) != nil else {
                 self.scheduler.finished(id: next.id)
                 continue
             }
-            let record = JobRecord(task: task.raw, taskID: task.id, phase: .leasing, attempt: 1, ticket: nil, remoteDir: nil, workerID: self.context.workerID)
-            self.launch(task, record: record, claim: true)
+            self.claimAndRun(id)
         }
     }
 
-    func launch(_ task: BuildTask, record: JobRecord, claim: Bool = false) {
+    /// Claims a queued task (the answer carries its full description), saves the job record, then runs it.
+    func claimAndRun(_ id: TaskID) {
         let context = self.context
-        self.running[task.id] = Task {
-            defer { Task { self.workerFinished(task.id) } }
-            if claim {
+        self.running[id] = Task {
+            defer { Task { self.workerFinished(id) } }
+            do {
+                let answer = try await context.frontend.claim(id, worker: context.workerID)
+                guard answer.claimed, let task = answer.task else { return }
                 do {
-                    switch try await context.frontend.claim(task.id, worker: context.workerID) {
-                    case .claimed(let full):
-                        guard let fresh = try? BuildTask(full) else { return }
-                        var r = record
-                        r.task = fresh.raw
-                        try context.jobs.save(r)
-                        await Worker(context: context, task: fresh).run(r)
-                    case .canceled, .taken:
-                        return
-                    }
+                    try task.validate()
                 } catch {
-                    context.logger.error("claim failed", metadata: ["task.id": "\(task.id)", "error": "\(error)"])
+                    context.logger.error("claimed task is invalid", metadata: ["task.id": "\(id)", "error": "\(error)"])
+                    let failed = BackendUpdate(updateID: "\(id)#invalid", taskID: id, state: .failed)
+                    _ = try? await context.frontend.update(failed)
+                    return
                 }
-            } else {
+                let record = JobRecord(task: task, phase: .leasing, attempt: 1, ticket: nil, remoteDir: nil, workerID: context.workerID)
+                try context.jobs.save(record)
                 await Worker(context: context, task: task).run(record)
+            } catch {
+                context.logger.error("claim failed", metadata: ["task.id": "\(id)", "error": "\(error)"])
             }
         }
     }
 
-    func workerFinished(_ id: String) {
+    /// Runs a job found after a restart: its description was saved with the claim.
+    func launch(_ record: JobRecord, claim: Bool) {
+        let context = self.context
+        let id = record.taskID
+        self.running[id] = Task {
+            defer { Task { self.workerFinished(id) } }
+            await Worker(context: context, task: record.task).run(record)
+        }
+    }
+
+    func workerFinished(_ id: TaskID) {
         self.running[id] = nil
-        self.scheduler.finished(id: id)
+        self.scheduler.finished(id: id.description)
         self.dispatch()
     }
 
-    /// Cancel requests from the Frontend, four times a second: a queued task is dropped, a running worker
-    /// cancelled (a worker waiting for a builder lets go of its ticket at once).
-    func cancelLoop() async {
-        while !Task.isCancelled {
-            do {
-                for id in try await self.context.frontend.cancelRequests() {
-                    await self.cancel(id)
-                    try await self.context.frontend.cancelRequestDone(id)
-                }
-            } catch is CancellationError {
-                return
-            } catch {
-                self.logger.warning("reading cancel requests failed", metadata: ["error": "\(error)"])
-            }
-            try? await Task.sleep(for: .milliseconds(250))
-        }
-    }
-
-    func cancel(_ id: String) async {
-        if self.queued.removeValue(forKey: id) != nil { _ = self.scheduler.remove(id: id) }
+    /// A cancel request: a queued task is dropped, a running worker cancelled and awaited; then it is acknowledged.
+    func cancel(_ id: TaskID) async {
+        defer { self.canceling.remove(id) }
+        if self.queued.removeValue(forKey: id) != nil { _ = self.scheduler.remove(id: id.description) }
         if let worker = self.running[id] {
             self.logger.info("canceling build", metadata: ["task.id": "\(id)"])
             worker.cancel()
             await worker.value
+        }
+        do {
+            try await self.context.frontend.cancelRequestDone(id)
+        } catch {
+            self.logger.warning("acknowledging a cancel request failed", metadata: ["task.id": "\(id)", "error": "\(error)"])
         }
     }
 

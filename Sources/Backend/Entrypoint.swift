@@ -69,13 +69,13 @@ struct Serve: AsyncParsableCommand {
         )
         let port = try server.start()
         if let portFile = config.portFile { try "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8) }
-        let dispatcher = Dispatcher(context: context)
+        let actions = ActionRunner(context: context)
+        let dispatcher = Dispatcher(context: context, actions: actions)
         await dispatcher.start()
-        let actions = Task { await ActionRunner(context: context).run() }
         await waitForTermination()
         logger.info("stopping; running builds keep going on their builders and are reattached on the next start")
         await dispatcher.stop()
-        actions.cancel()
+        await actions.stop()
         await server.shutdown(gracePeriod: .seconds(5))
         await tickets.shutdown()
     }

@@ -1,9 +1,11 @@
 import HTTPClient
 import KoperJSON
+import KoperProtocol
 import Logging
 
-/// The Backend's side of the Frontend's internal API (docs/internal-api.md). Every call is bounded in time and
-/// response size; writes carry idempotency keys so a retry after a lost answer never double-applies.
+/// The Backend's side of the Frontend's internal API (docs/internal-api.md): the wire contract of KoperProtocol.
+/// Every call is bounded in time and response size; writes carry idempotency keys so a retry after a lost answer
+/// never double-applies.
 struct FrontendClient: Sendable {
     let base: String
     let secret: String
@@ -16,28 +18,35 @@ struct FrontendClient: Sendable {
         var description: String { "frontend answered \(self.status): \(self.message)" }
     }
 
-    func call(_ method: String, _ path: String, body: JSON? = nil, timeout: Duration = .seconds(30)) async throws -> JSON {
+    /// One call: the body encoded from its wire type, the answer decoded into one.
+    func call<Answer: Decodable>(
+        _ method: String, _ path: String, body: [UInt8]? = nil, as type: Answer.Type, timeout: Duration = .seconds(30)
+    ) async throws -> Answer {
         var headers = [("Authorization", "Bearer \(self.secret)")]
         if body != nil { headers.append(("Content-Type", "application/json")) }
         let response = try await self.http.request(
-            method: method, url: self.base + path, headers: headers, body: body?.serialized(), timeout: timeout, maxResponseBytes: 64 << 20
+            method: method, url: self.base + path, headers: headers, body: body, timeout: timeout, maxResponseBytes: 64 << 20
         )
-        let value = (try? JSONParser.parse(response.body)) ?? .null
         guard response.status == 200 else {
+            let value = (try? JSONParser.parse(response.body)) ?? .null
             throw Failure(status: response.status, message: value["error"]?.stringValue ?? "non-JSON answer")
         }
-        return value
+        return try Wire.decode(type, from: response.body)
     }
 
     /// Retries transient failures (connection refused while the Frontend restarts, 5xx) with bounded backoff.
-    func callRetrying(_ method: String, _ path: String, body: JSON? = nil, attempts: Int = 30) async throws -> JSON {
+    func callRetrying<Answer: Decodable>(
+        _ method: String, _ path: String, body: [UInt8]? = nil, as type: Answer.Type, attempts: Int = 30
+    ) async throws -> Answer {
         var delay = Duration.milliseconds(200)
         var last: (any Error)? = nil
         for _ in 0..<attempts {
             do {
-                return try await self.call(method, path, body: body)
+                return try await self.call(method, path, body: body, as: type)
             } catch let f as Failure where f.status < 500 {
                 throw f
+            } catch let e as WireError {
+                throw e
             } catch {
                 last = error
                 try await Task.sleep(for: delay)
@@ -47,36 +56,43 @@ struct FrontendClient: Sendable {
         throw last ?? Failure(status: 0, message: "no attempt made")
     }
 
-    func pendingJobs(wait: Int) async throws -> [JSON] {
-        let v = try await self.call("GET", "/backend/pending-jobs?wait=\(wait)", timeout: .seconds(wait + 30))
-        return v["tasks"]?.arrayValue ?? []
+    /// The one channel: pending tasks, cancel requests and actions; held while nothing changed since `after`.
+    func poll(after: String?, wait: Int) async throws -> BackendPoll {
+        var path = "/backend/poll?wait=\(wait)"
+        if let after { path += "&after=\(after)" }
+        return try await self.call("GET", path, as: BackendPoll.self, timeout: .seconds(wait + 30))
     }
 
-    enum ClaimResult: Sendable {
-        case claimed(JSON)
-        case canceled
-        case taken
-    }
-
-    func claim(_ taskID: String, worker: String) async throws -> ClaimResult {
-        let v = try await self.callRetrying("POST", "/backend/claim", body: ["task_id": .string(taskID), "worker_id": .string(worker)])
-        if v["claimed"]?.boolValue == true, let t = v["task"] { return .claimed(t) }
-        if v["canceled"]?.boolValue == true { return .canceled }
-        return .taken
+    func claim(_ taskID: TaskID, worker: String) async throws -> ClaimAnswer {
+        try await self.callRetrying(
+            "POST", "/backend/claim", body: try Wire.encode(ClaimRequest(taskID: taskID, workerID: worker)), as: ClaimAnswer.self
+        )
     }
 
     /// Returns false when the Frontend says the build was canceled.
     @discardableResult
-    func update(_ body: JSONObject) async throws -> Bool {
-        let v = try await self.callRetrying("POST", "/backend/update", body: .object(body))
-        return v["canceled"]?.boolValue != true
+    func update(_ update: BackendUpdate) async throws -> Bool {
+        let answer = try await self.callRetrying("POST", "/backend/update", body: try Wire.encode(update), as: UpdateAnswer.self)
+        return answer.canceled != true
     }
 
-    func cancelRequests() async throws -> [String] {
-        try await self.call("GET", "/backend/cancel-requests")["task_ids"]?.arrayValue?.compactMap(\.stringValue) ?? []
+    struct Removed: Decodable {
+        let removed: Bool
     }
 
-    func cancelRequestDone(_ taskID: String) async throws {
-        _ = try await self.call("POST", "/backend/cancel-request-done", body: ["task_id": .string(taskID)])
+    func cancelRequestDone(_ taskID: TaskID) async throws {
+        _ = try await self.callRetrying(
+            "POST", "/backend/cancel-request-done", body: try Wire.encode(CancelDone(taskID: taskID)), as: Removed.self
+        )
+    }
+
+    struct Updated: Decodable {
+        let updated: Bool
+    }
+
+    func actionDone(_ id: Int, result: ActionDone.Result) async throws {
+        _ = try await self.callRetrying(
+            "POST", "/backend/action-done", body: try Wire.encode(ActionDone(id: id, result: result)), as: Updated.self
+        )
     }
 }

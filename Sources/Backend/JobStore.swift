@@ -1,6 +1,6 @@
 import AtomicFile
 import Foundation
-import KoperJSON
+import KoperProtocol
 
 #if canImport(Glibc)
 import Glibc
@@ -8,8 +8,8 @@ import Glibc
 
 /// What the Backend must remember about an in-flight build to survive a kill -9: one small JSON file per task,
 /// replaced atomically (write temp, fsync, rename) at every phase change.
-struct JobRecord: Sendable {
-    enum Phase: String, Sendable {
+struct JobRecord: Sendable, Codable, Equatable {
+    enum Phase: String, Sendable, Codable {
         /// Claimed; waiting for a builder.
         case leasing
         /// A builder is leased; the build is being started or runs detached there.
@@ -18,36 +18,20 @@ struct JobRecord: Sendable {
         case collecting
     }
 
-    var task: JSON
-    var taskID: String
+    /// The description the claim answered with (the wire contract's type, uploaded to the builder as is).
+    var task: TaskDescription
     var phase: Phase
     var attempt: Int
     var ticket: Int64?
     var remoteDir: String?
     var workerID: String
 
-    var json: JSON {
-        [
-            "task": self.task, "task_id": .string(self.taskID), "phase": .string(self.phase.rawValue), "attempt": .int(self.attempt),
-            "ticket": self.ticket.map { .int(Int($0)) } ?? .null, "remote_dir": JSON(self.remoteDir), "worker_id": .string(self.workerID),
-        ]
-    }
+    var taskID: TaskID { self.task.taskID }
 
-    init(task: JSON, taskID: String, phase: Phase, attempt: Int, ticket: Int64?, remoteDir: String?, workerID: String) {
-        self.task = task
-        self.taskID = taskID
-        self.phase = phase
-        self.attempt = attempt
-        self.ticket = ticket
-        self.remoteDir = remoteDir
-        self.workerID = workerID
-    }
-
-    init?(_ v: JSON) {
-        guard let task = v["task"], let id = v["task_id"]?.stringValue, let phase = v["phase"]?.stringValue.flatMap(Phase.init(rawValue:)),
-            let attempt = v["attempt"]?.intValue, let worker = v["worker_id"]?.stringValue
-        else { return nil }
-        self.init(task: task, taskID: id, phase: phase, attempt: attempt, ticket: v["ticket"]?.intValue.map(Int64.init), remoteDir: v["remote_dir"]?.stringValue, workerID: worker)
+    enum CodingKeys: String, CodingKey {
+        case task, phase, attempt, ticket
+        case remoteDir = "remote_dir"
+        case workerID = "worker_id"
     }
 }
 
@@ -59,23 +43,21 @@ struct JobStore: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
-    func path(_ taskID: String) -> String { "\(self.directory)/\(taskID).json" }
+    func path(_ taskID: TaskID) -> String { "\(self.directory)/\(taskID).json" }
 
     func save(_ record: JobRecord) throws {
-        try writeAtomically(record.json.serialized(), to: self.path(record.taskID))
+        try writeAtomically(try Wire.encode(record), to: self.path(record.taskID))
     }
 
-    func remove(_ taskID: String) {
+    func remove(_ taskID: TaskID) {
         unlink(self.path(taskID))
     }
 
     func all() -> [JobRecord] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: self.directory)) ?? []
         return names.filter { $0.hasSuffix(".json") }.compactMap { name in
-            guard let data = FileManager.default.contents(atPath: "\(self.directory)/\(name)"),
-                let v = try? JSONParser.parse([UInt8](data))
-            else { return nil }
-            return JobRecord(v)
+            guard let data = FileManager.default.contents(atPath: "\(self.directory)/\(name)") else { return nil }
+            return try? Wire.decode(JobRecord.self, from: [UInt8](data))
         }
     }
 }

@@ -1,7 +1,9 @@
+import CoprModel
 import Dispatch
 import Foundation
 import Gzip
 import KoperJSON
+import KoperProtocol
 import Logging
 import RPMSign
 import RepoPublisher
@@ -34,12 +36,12 @@ struct BuilderLost: Error, CustomStringConvertible {
 /// (a waiting lease is abandoned at once; a running build's process group is killed).
 struct Worker: Sendable {
     let context: BackendContext
-    let task: BuildTask
+    let task: TaskDescription
 
     var config: BackendConfig { self.context.config }
     var logger: Logger {
         var l = self.context.logger
-        l[metadataKey: "task.id"] = "\(self.task.id)"
+        l[metadataKey: "task.id"] = "\(self.task.taskID)"
         return l
     }
 
@@ -59,7 +61,7 @@ struct Worker: Sendable {
                 self.logger.warning("builder lost; retrying elsewhere", metadata: ["reason": "\(lost)", "attempt": "\(record.attempt)"])
                 self.appendBackendLog("builder lost on attempt \(record.attempt): \(lost)")
                 if record.attempt >= self.config.maxAttempts {
-                    await self.report(state: "failed", packages: nil, srpm: nil, record: record)
+                    await self.report(state: .failed, packages: nil, srpm: nil, record: record)
                     self.context.jobs.remove(record.taskID)
                     return
                 }
@@ -79,7 +81,7 @@ struct Worker: Sendable {
                     await self.cleanUpCanceled(record)
                     return
                 }
-                await self.report(state: "failed", packages: nil, srpm: nil, record: record)
+                await self.report(state: .failed, packages: nil, srpm: nil, record: record)
                 if let t = record.ticket { try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false) }
                 self.context.jobs.remove(record.taskID)
                 return
@@ -95,7 +97,7 @@ struct Worker: Sendable {
         if let t = record.ticket {
             ticket = TicketID(rawValue: t)
         } else {
-            ticket = try await self.context.tickets.open(tags: Set(self.task.tags), sandbox: self.task.sandbox, owner: "\(self.task.id)#\(record.attempt)")
+            ticket = try await self.context.tickets.open(tags: Set(self.task.tags), sandbox: self.task.sandbox, owner: "\(self.task.taskID)#\(record.attempt)")
             record.ticket = ticket.rawValue
             try self.context.jobs.save(record)
         }
@@ -124,17 +126,19 @@ struct Worker: Sendable {
             self.logger.info("reattaching to a running build", metadata: ["builder": "\(resource.name)"])
             self.appendBackendLog("reattached to \(resource.name):\(remoteDir) after a backend restart")
         } else {
-            remoteDir = "\(self.config.remoteWorkDir)/\(self.task.id)-a\(record.attempt)-\(UInt32.random(in: 0...UInt32.max))"
+            remoteDir = "\(self.config.remoteWorkDir)/\(self.task.taskID)-a\(record.attempt)-\(UInt32.random(in: 0...UInt32.max))"
             try self.prepareLocalResultDir(fresh: true)
             self.appendBackendLog("attempt \(record.attempt) on \(resource.name) (pool \(resource.pool))")
             try await self.startBuild(ssh, remoteDir: remoteDir)
             record.remoteDir = remoteDir
             record.phase = .running
             try self.context.jobs.save(record)
-            _ = try await self.context.frontend.update([
-                "update_id": .string("\(self.task.id)#\(record.attempt)#running"), "task_id": .string(self.task.id), "state": "running",
-                "result_dir": .string(self.task.resultDir),
-            ])
+            try await self.context.frontend.update(
+                BackendUpdate(
+                    updateID: "\(self.task.taskID)#\(record.attempt)#running", taskID: self.task.taskID, state: .running,
+                    resultDir: self.task.resultDir
+                )
+            )
         }
 
         // 3. Watch it: tail the live log, enforce the timeout, notice cancellation and a dead builder.
@@ -144,8 +148,8 @@ struct Worker: Sendable {
 
         // 4. Collect results into the results tree, sign, publish, report.
         let collected = try await self.collect(ssh, remoteDir: remoteDir, status: status)
-        let state = status == 0 && !collected.packages.isEmpty ? "succeeded" : "failed"
-        if state == "succeeded" {
+        let state: BuildState = status == 0 && !collected.packages.isEmpty ? .succeeded : .failed
+        if state == .succeeded {
             try await self.signAndPublish()
         }
         await self.report(state: state, packages: collected.packages, srpm: collected.srpm, record: record)
@@ -165,7 +169,7 @@ struct Worker: Sendable {
         let dir = shellQuote(remoteDir)
         let mk = try await ssh.run("mkdir -p \(dir)/output", timeout: .seconds(30))
         guard mk.exitStatus == 0 else { throw BuilderLost(description: "cannot create the work directory") }
-        try await ssh.upload(self.task.raw.serialized(), to: "\(remoteDir)/task.json")
+        try await ssh.upload(try Wire.encode(self.task), to: "\(remoteDir)/task.json")
         // setsid: the build is its own process group (killed as a whole on cancel) and survives our SSH session.
         let start = try await ssh.run(
             "cd \(dir) && setsid nohup \(shellQuote(self.config.builderCommand)) build --task task.json --output output"
@@ -183,7 +187,7 @@ struct Worker: Sendable {
     func watch(_ ssh: SSHSession, remoteDir: String, resource: Resource) async throws -> Int {
         let dir = shellQuote(remoteDir)
         let clock = ContinuousClock()
-        let limit = min(self.task.timeout, self.config.maxBuildTimeout)
+        let limit = min(self.task.timeoutSeconds, self.config.maxBuildTimeout)
         let deadline = clock.now.advanced(by: .seconds(limit))
         let liveLog = "\(self.localResultDir)/builder-live.log"
         var offset = fileSize(liveLog)
@@ -250,8 +254,13 @@ struct Worker: Sendable {
     }
 
     struct Collected {
-        var packages: [JSON]
-        var srpm: JSONObject?
+        var packages: [BuiltPackage]
+        var srpm: SourcePackage?
+    }
+
+    /// The builder's `results.json`: `{"packages": [{name, epoch, version, release, arch}…]}`.
+    struct BuilderResults: Decodable {
+        var packages: [BuiltPackage]
     }
 
     /// Downloads the builder's output into a private temp dir, then moves the files into the result dir.
@@ -260,7 +269,7 @@ struct Worker: Sendable {
         let names = String(decoding: listing.stdout, as: UTF8.self).split(separator: "\n").map(String.init).filter {
             isSafeComponent($0) && ($0.hasSuffix(".rpm") || $0 == "results.json" || $0.hasSuffix(".log") || $0 == "status")
         }
-        let tmp = "\(self.config.stateDir)/collect-\(self.task.id)-\(UInt32.random(in: 0...UInt32.max))"
+        let tmp = "\(self.config.stateDir)/collect-\(self.task.taskID)-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         for name in names {
@@ -268,14 +277,17 @@ struct Worker: Sendable {
         }
         // Reading, moving and gzipping whole files blocks: it runs on blockingQueue, not the cooperative pool.
         let found = try await runBlocking { () throws -> Collected in
-            var packages: [JSON] = []
-            var srpm: JSONObject? = nil
-            if let data = FileManager.default.contents(atPath: "\(tmp)/results.json"), let v = try? JSONParser.parse([UInt8](data)) {
-                packages = v["packages"]?.arrayValue ?? []
-                if let s = packages.first(where: { $0["arch"]?.stringValue == "src" })?.objectValue {
-                    srpm = s
-                    let file = names.first { $0.hasSuffix(".src.rpm") }
-                    if let file { srpm?["url"] = .string("\(self.config.resultsBase)/\(self.task.relativeResultPath)/\(file)") }
+            var packages: [BuiltPackage] = []
+            var srpm: SourcePackage? = nil
+            if let data = FileManager.default.contents(atPath: "\(tmp)/results.json"),
+                let results = try? Wire.decode(BuilderResults.self, from: [UInt8](data))
+            {
+                packages = results.packages
+                if let s = packages.first(where: { $0.arch == "src" }) {
+                    let url = names.first { $0.hasSuffix(".src.rpm") }.map {
+                        "\(self.config.resultsBase)/\(self.task.relativeResultPath)/\($0)"
+                    }
+                    srpm = SourcePackage(name: s.name, epoch: s.epoch, version: s.version, release: s.release, url: url)
                 }
             }
             // Move into place. The live log already there is replaced by the builder's complete copy, gzipped.
@@ -293,7 +305,7 @@ struct Worker: Sendable {
         }
         self.appendBackendLog("builder exited with status \(status); \(found.packages.count) package(s) collected")
         await self.finishBackendLog()
-        return Collected(packages: found.packages.filter { self.task.kind == .srpm || $0["arch"]?.stringValue != "src" }, srpm: found.srpm)
+        return Collected(packages: found.packages.filter { self.task.kind == .srpm || $0.arch != "src" }, srpm: found.srpm)
     }
 
     /// Signs every RPM of the result dir with the project's key (Keygen; waits while Keygen is down, never
@@ -301,14 +313,14 @@ struct Worker: Sendable {
     func signAndPublish() async throws {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: self.localResultDir)) ?? []).filter { $0.hasSuffix(".rpm") }.sorted()
         if self.context.keygen != nil {
-            try await signRPMs(self.context, in: self.localResultDir, names: names, owner: self.task.owner, project: self.task.project)
-            self.appendBackendLog("signed \(names.count) package(s) with the key of \(self.task.owner)/\(self.task.project)")
-            try await publishPublicKey(self.context, owner: self.task.owner, project: self.task.project)
+            try await signRPMs(self.context, in: self.localResultDir, names: names, owner: self.task.projectOwner, project: self.task.projectName)
+            self.appendBackendLog("signed \(names.count) package(s) with the key of \(self.task.projectOwner)/\(self.task.projectName)")
+            try await publishPublicKey(self.context, owner: self.task.projectOwner, project: self.task.projectName)
         } else {
             self.appendBackendLog("no keygen configured: packages left unsigned")
         }
         if let chroot = self.task.chroot {
-            let dir = "\(self.config.resultsDir)/\(self.task.owner)/\(self.task.dirname)/\(chroot)"
+            let dir = "\(self.config.resultsDir)/\(self.task.projectOwner)/\(self.task.projectDirname)/\(chroot.raw)"
             let result = try await self.context.publisher.publish(directory: dir)
             self.logger.info("repodata published", metadata: ["packages": "\(result.packageCount)", "seconds": "\(result.seconds)"])
         }
@@ -316,16 +328,19 @@ struct Worker: Sendable {
         await self.finishBackendLog()
     }
 
-    func report(state: String, packages: [JSON]?, srpm: JSONObject?, record: JobRecord) async {
-        var body: JSONObject = [
-            "update_id": .string("\(self.task.id)#\(record.attempt)#\(state)"), "task_id": .string(self.task.id), "state": .string(state),
-            "result_dir": .string(self.task.resultDir),
-        ]
-        if let packages, self.task.kind == .rpm { body["built_packages"] = .array(packages) }
-        if let srpm, self.task.kind == .srpm, state == "succeeded" { body["srpm"] = .object(srpm) }
-        if self.task.kind == .srpm && state == "succeeded" && srpm == nil { body["state"] = "failed" }
+    func report(state: BuildState, packages: [BuiltPackage]?, srpm: SourcePackage?, record: JobRecord) async {
+        // An SRPM build that produced no SRPM failed, whatever the builder said.
+        let final: BuildState = self.task.kind == .srpm && state == .succeeded && srpm == nil ? .failed : state
+        let update = BackendUpdate(
+            updateID: "\(self.task.taskID)#\(record.attempt)#\(state.rawValue)",
+            taskID: self.task.taskID,
+            state: final,
+            resultDir: self.task.resultDir,
+            builtPackages: self.task.kind == .rpm ? packages : nil,
+            srpm: self.task.kind == .srpm && final == .succeeded ? srpm : nil
+        )
         do {
-            try await self.context.frontend.update(body)
+            try await self.context.frontend.update(update)
         } catch {
             self.logger.error("cannot report the final state", metadata: ["error": "\(error)"])
         }

@@ -3,6 +3,7 @@ import HTTPClient
 import HTTPCore
 import HTTPServer
 import KoperJSON
+import KoperStore
 import Logging
 import Postgres
 
@@ -83,7 +84,7 @@ final class FrontendApp: HTTPHandler {
     let router: Router<RouteHandler>
     let inlineRouter: Router<InlineRoute>
     /// `GET /api_3/build/ID`, the hottest read, batched: one statement for the builds asked for at once.
-    let buildReader: PGLookupBatcher<PGRow>
+    let buildReader: PGLookupBatcher<BuildRecord>
     let tasks: TaskSignal
     let http: HTTPClient
 
@@ -96,7 +97,7 @@ final class FrontendApp: HTTPHandler {
         var r = Router<RouteHandler>()
         Routes.register(&r)
         self.router = r
-        self.buildReader = PGLookupBatcher(pool: db) { c, ids in try Builds.find(c, ids: ids) }
+        self.buildReader = PGLookupBatcher(pool: db) { c, ids in try BuildStore.find(c, ids: ids) }
         var inline = Router<InlineRoute>()
         Routes.registerInline(&inline)
         self.inlineRouter = inline

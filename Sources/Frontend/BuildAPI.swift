@@ -3,6 +3,8 @@ import Foundation
 import HTTPCore
 import HTTPServer
 import KoperJSON
+import KoperProtocol
+import KoperStore
 import Postgres
 
 enum BuildAPI {
@@ -31,7 +33,7 @@ enum BuildAPI {
             done(
                 Result {
                     guard let row = try row.get() else { throw APIError.notFound("Build \(id) does not exist.") }
-                    return jsonOK(try Builds.json(row, resultsBase: results, publicBase: base))
+                    return jsonOK(Builds.json(row, resultsBase: results, publicBase: base))
                 })
         }
     }
@@ -47,14 +49,10 @@ enum BuildAPI {
         let base = ctx.publicBase
         let items = try await app.db.withConnection { c -> [JSON] in
             let project = try Projects.require(c, owner: owner, name: name)
-            let r = try c.query(
-                """
-                SELECT \(Builds.columns) \(Builds.from)
-                WHERE b.project_id = \(project.id) AND (\(packageName)::text IS NULL OR b.pkg_name = \(packageName)) AND (\(status)::text IS NULL OR b.state = \(status))
-                ORDER BY b.id DESC LIMIT \(page.limit) OFFSET \(page.offset)
-                """
-            )
-            return try r.rows.map { try Builds.json($0, resultsBase: results, publicBase: base) }
+            return try BuildStore.list(
+                c, projectID: project.id, packageName: packageName, state: status.flatMap(BuildState.init(rawValue:)),
+                limit: page.limit, offset: page.offset
+            ).map { Builds.json($0, resultsBase: results, publicBase: base) }
         }
         // Newest first, and the meta says so (upstream says ASC while returning DESC; we stay consistent).
         return jsonOK(["items": .array(items), "meta": page.meta(orderType: "DESC")])
@@ -64,11 +62,8 @@ enum BuildAPI {
         let id = try buildID(ctx)
         _ = try Builds.require(c, id: id)
         var o = JSONObject()
-        for row in try Builds.chrootRows(c, buildID: id) {
-            let pkgs = Builds.builtPackages(row.optionalString("built_packages"))
-            if pkgs.arrayValue?.isEmpty == false {
-                o[try row.string("name")] = ["packages": pkgs]
-            }
+        for chroot in try Builds.chrootRows(c, buildID: id) where !chroot.builtPackages.isEmpty {
+            o[chroot.name] = ["packages": Builds.builtPackages(chroot)]
         }
         return jsonOK(.object(o))
     }
@@ -82,25 +77,19 @@ enum BuildAPI {
         let results = app.config.resultsBase
         let items = try await app.db.withConnection { c -> [JSON] in
             let build = try Builds.require(c, id: id)
-            let owner = try build.string("ownername")
-            let dirname = try build.string("project_dirname")
-            return try Builds.chrootRows(c, buildID: id, descending: descending).dropFirst(page.offset).prefix(page.limit).map { row in
-                Builds.chrootJSON(
-                    name: try row.string("name"), state: try row.string("state"), startedOn: try row.optionalInt("started_on"),
-                    endedOn: try row.optionalInt("ended_on"), resultDir: row.optionalString("result_dir"), owner: owner, dirname: dirname,
-                    resultsBase: results
-                )
+            return try Builds.chrootRows(c, buildID: id, descending: descending).dropFirst(page.offset).prefix(page.limit).map {
+                Builds.chrootJSON($0, build: build, resultsBase: results)
             }
         }
         return jsonOK(["items": .array(items), "meta": page.meta(order: "name", orderType: descending ? "DESC" : "ASC")])
     }
 
-    static func chrootRow(_ c: PGConnection, _ ctx: RequestContext) throws -> (build: PGRow, chroot: PGRow) {
+    static func chrootRow(_ c: PGConnection, _ ctx: RequestContext) throws -> (build: BuildRecord, chroot: BuildChrootRecord) {
         guard let raw = ctx.q("build_id"), !raw.isEmpty else { throw APIError.badRequest("Missing argument build_id") }
         guard let id = Int(raw) else { throw APIError.badRequest("build_id: Not a valid integer value.") }
         guard let name = ctx.q("chrootname"), !name.isEmpty else { throw APIError.badRequest("Missing argument chrootname") }
         let build = try Builds.require(c, id: id)
-        guard let row = try Builds.chrootRows(c, buildID: id).first(where: { $0["name"] == name }) else {
+        guard let row = try Builds.chrootRows(c, buildID: id).first(where: { $0.name == name }) else {
             throw APIError.notFound("Build chroot \(name) of build \(id) does not exist.")
         }
         return (build, row)
@@ -110,11 +99,7 @@ enum BuildAPI {
         let results = app.config.resultsBase
         let json = try await app.db.withConnection { c -> JSON in
             let (build, row) = try chrootRow(c, ctx)
-            return Builds.chrootJSON(
-                name: try row.string("name"), state: try row.string("state"), startedOn: try row.optionalInt("started_on"),
-                endedOn: try row.optionalInt("ended_on"), resultDir: row.optionalString("result_dir"),
-                owner: try build.string("ownername"), dirname: try build.string("project_dirname"), resultsBase: results
-            )
+            return Builds.chrootJSON(row, build: build, resultsBase: results)
         }
         return jsonOK(json)
     }
@@ -122,7 +107,7 @@ enum BuildAPI {
     static func chrootBuiltPackages(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         let json = try await app.db.withConnection { c -> JSON in
             let (_, row) = try chrootRow(c, ctx)
-            return ["packages": Builds.builtPackages(row.optionalString("built_packages"))]
+            return ["packages": Builds.builtPackages(row)]
         }
         return jsonOK(json)
     }
@@ -161,10 +146,10 @@ enum BuildAPI {
                 sourceJSON: ["pkg": .string(upload.filename), "sha256": .string(upload.sha256)],
                 sourceState: config.distgitImport ? .importing : .succeeded,
                 packageID: packageID,
-                pkg: (srpm.name, srpm.epoch, srpm.version, srpm.release),
-                srpm: (relative, upload.sha256, upload.size)
+                pkg: NewBuild.Package(name: srpm.name, epoch: srpm.epoch, version: srpm.version, release: srpm.release),
+                srpm: NewBuild.UploadedSRPM(path: relative, sha256: upload.sha256, size: upload.size)
             )
-            return try Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base)
+            return Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base)
         }
         keep = true
         app.tasks.bump()
@@ -205,12 +190,9 @@ enum BuildAPI {
             return try sources.map { (type, json) in
                 let id = try BuildCreation.insert(
                     c, user: user, v: v, options: options, sourceType: type, sourceJSON: .object(json), sourceState: .pending,
-                    packageID: packageID, pkg: nil, srpm: nil
+                    packageID: packageID, pkg: nil, srpm: nil, srpmURL: type == "link" ? json["url"]?.stringValue : nil
                 )
-                if type == "link", let url = json["url"]?.stringValue {
-                    try c.execute("UPDATE builds SET srpm_url = \(url) WHERE id = \(id)")
-                }
-                return try Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base)
+                return Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base)
             }
         }
         app.tasks.bump()
@@ -219,42 +201,22 @@ enum BuildAPI {
 
     // MARK: Cancel and delete
 
-    static let finalStates: PGQuery = "('succeeded', 'failed', 'canceled', 'skipped', 'forked')"
-
     static func cancel(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         let id = try buildID(ctx)
         let results = app.config.resultsBase
         let base = ctx.publicBase
         let json = try await app.db.transaction { c -> JSON in
             let user = try Auth.requireUser(c, ctx)
-            // Lock the build row so a concurrent backend update and this cancel serialise.
-            guard let locked = try c.query("SELECT project_id, state, source_state FROM builds WHERE id = \(id) FOR UPDATE").first else {
+            // The build row is locked so a concurrent backend update and this cancel serialise.
+            guard let locked = try BuildStore.lockForCancel(c, id: id), let project = try Projects.find(c, id: locked.projectID) else {
                 throw APIError.notFound("Build \(id) does not exist.")
             }
-            guard let project = try Projects.find(c, id: try locked.int("project_id")) else { throw APIError.notFound("Build \(id) does not exist.") }
             guard try Permissions.canBuild(c, user: user, project: project) else {
                 throw APIError.forbidden("You are not allowed to cancel this build.")
             }
-            let state = BuildState(rawValue: try locked.string("state")) ?? .unknown
-            if state.isFinal { throw APIError(409, "Cannot cancel build \(id)") }
-            // Tasks a builder holds right now must be killed by the Backend.
-            let active = try c.query(
-                "SELECT name FROM build_chroots WHERE build_id = \(id) AND state IN ('starting', 'running')"
-            ).rows.map { "\(id)-\(try $0.string("name"))" }
-            var kill = active
-            if ["starting", "running"].contains(try locked.string("source_state")) { kill.append(String(id)) }
-            for task in kill {
-                try c.execute("INSERT INTO cancel_requests (task_id) VALUES (\(task)) ON CONFLICT DO NOTHING")
-            }
-            try c.execute(
-                "UPDATE build_chroots SET state = 'canceled', ended_on = now() WHERE build_id = \(id) AND state NOT IN \(finalStates)"
-            )
-            try c.execute(
-                "UPDATE builds SET canceled = true, source_state = CASE WHEN source_state IN \(finalStates) THEN source_state ELSE 'canceled' END, source_ended_on = coalesce(source_ended_on, now()) WHERE id = \(id)"
-            )
-            try Builds.refreshState(c, buildID: id)
-            try c.notify(channel: "koper_tasks", payload: "cancel")
-            return try Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base)
+            if locked.state.isFinal { throw APIError(409, "Cannot cancel build \(id)") }
+            try BuildStore.cancel(c, id: id, sourceState: locked.sourceState)
+            return Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base)
         }
         app.tasks.bump()
         return jsonOK(json)
@@ -267,7 +229,7 @@ enum BuildAPI {
         let (json, uploads) = try await app.db.transaction { c -> (JSON, [String]) in
             let user = try Auth.requireUser(c, ctx)
             let row = try Builds.require(c, id: id)
-            let json = try Builds.json(row, resultsBase: results, publicBase: base)
+            let json = Builds.json(row, resultsBase: results, publicBase: base)
             let uploads = try deleteBuilds(c, user: user, ids: [id])
             return (json, uploads)
         }
@@ -295,20 +257,18 @@ enum BuildAPI {
     /// Deletes builds of one project after every check passed (errors aggregated as upstream does), and queues
     /// one backend action that removes their result directories. Returns the stored uploads to remove after commit.
     static func deleteBuilds(_ c: PGConnection, user: User, ids: [Int]) throws -> [String] {
-        let rows = try c.query(
-            "SELECT b.id, b.project_id, b.state, b.srpm_path, b.project_dirname, p.ownername, p.name FROM builds b JOIN projects p ON p.id = b.project_id WHERE b.id = ANY(\(ids)::bigint[]) FOR UPDATE OF b"
-        ).rows
+        let rows = try BuildStore.lockForDeletion(c, ids: ids)
         var errors: [String] = []
-        let found = Set(try rows.map { try $0.int("id") })
+        let found = Set(rows.map(\.id))
         let missing = ids.filter { !found.contains($0) }
         if !missing.isEmpty { errors.append("Build(s) \(missing.map(String.init).joined(separator: ", ")) don't exist") }
-        let projectIDs = Set(try rows.map { try $0.int("project_id") })
+        let projectIDs = Set(rows.map(\.projectID))
         if projectIDs.count > 1 { errors.append("Can not delete builds from more project") }
-        let running = try rows.filter { !(BuildState(rawValue: try $0.string("state"))?.isFinal ?? false) }.map { try $0.int("id") }
+        let running = rows.filter { !$0.state.isFinal }.map(\.id)
         if !running.isEmpty { errors.append("Build(s) \(running.map(String.init).joined(separator: ", ")) are still running") }
         if let pid = projectIDs.first, projectIDs.count == 1, let project = try Projects.find(c, id: pid) {
             if try !Permissions.canEdit(c, user: user, project: project) {
-                errors.append("You don't have permissions to delete build(s) \(rows.compactMap { $0["id"] }.joined(separator: ", "))")
+                errors.append("You don't have permissions to delete build(s) \(rows.map { String($0.id) }.joined(separator: ", "))")
             } else if project.persistent {
                 errors.append("Cannot delete build(s) of a persistent project")
             }
@@ -317,35 +277,7 @@ enum BuildAPI {
             let status = missing.count == ids.count ? 404 : 400
             throw APIError(status, errors.joined(separator: "\n"))
         }
-        return try removeBuilds(c, rows: rows)
-    }
-
-    /// Deletes checked `builds` rows (as selected above, locked) and queues the backend action that removes their
-    /// result directories and republishes each chroot. Returns the stored uploads to remove after commit.
-    static func removeBuilds(_ c: PGConnection, rows: [PGRow]) throws -> [String] {
-        guard let first = rows.first else { return [] }
-        let ids = try rows.map { try $0.int("id") }
-        var dirs = JSONObject()
-        for row in rows {
-            let bid = try row.int("id")
-            for ch in try Builds.chrootRows(c, buildID: bid) {
-                guard let d = ch.optionalString("result_dir") else { continue }
-                let name = try ch.string("name")
-                var list = dirs[name]?.arrayValue ?? []
-                list.append(.string(d))
-                dirs[name] = .array(list)
-            }
-        }
-        try c.execute("DELETE FROM builds WHERE id = ANY(\(ids)::bigint[])")
-        try Actions.enqueue(
-            c, type: "delete", owner: try first.string("ownername"), project: try first.string("name"),
-            data: [
-                "object_type": "builds", "ownername": .string(try first.string("ownername")),
-                "project_dirname": .string(try first.string("project_dirname")), "build_ids": .array(ids.map { .int($0) }),
-                "chroot_builddirs": .object(dirs),
-            ]
-        )
-        return rows.compactMap { $0.optionalString("srpm_path") }
+        return try BuildStore.delete(c, rows)
     }
 
     // MARK: Stored uploads (builders fetch the SRPM here until DistGitProxy exists)

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import HTTPServer
 import Logging
+import KoperStore
 import Postgres
 
 struct ConfigOption: ParsableArguments {

@@ -53,11 +53,18 @@ enum ProjectAPI {
         let page = try Page(ctx)
         let order = ctx.q("order") == "name" ? "name" : "id"
         let orderType = ctx.q("order_type")?.uppercased() == "DESC" ? "DESC" : "ASC"
+        let orderBy: PGQuery =
+            switch (order, orderType) {
+            case ("name", "DESC"): "p.name DESC"
+            case ("name", _): "p.name ASC"
+            case (_, "DESC"): "p.id DESC"
+            default: "p.id ASC"
+            }
         let owner = ctx.q("ownername").flatMap { $0.isEmpty ? nil : $0 }
         let results = app.config.resultsBase
         let items = try await app.db.withConnection { c in
             let r = try c.query(
-                "SELECT \(Projects.columns) FROM projects p WHERE (\(owner)::text IS NULL OR p.ownername = \(owner)) ORDER BY p.\(order) \(orderType), p.id LIMIT \(page.limit) OFFSET \(page.offset)"
+                "SELECT \(Projects.columns) FROM projects p WHERE (\(owner)::text IS NULL OR p.ownername = \(owner)) ORDER BY \(orderBy), p.id LIMIT \(page.limit) OFFSET \(page.offset)"
             )
             return try r.rows.map { Projects.json(try Projects.make($0), resultsBase: results) }
         }

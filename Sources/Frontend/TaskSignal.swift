@@ -11,8 +11,21 @@ final class TaskSignal: Sendable {
 
     static let maxWaiters = 64
     let state = Mutex(State())
+    /// Tells this process's generations apart from another's (a restarted or second frontend), so a Backend that
+    /// passes a token from elsewhere is answered at once.
+    let epoch = UInt64.random(in: 1...UInt64.max)
 
     var generation: UInt64 { self.state.withLock { $0.generation } }
+
+    /// The generation as the Backend sees it: `EPOCH.GENERATION`.
+    func token(_ generation: UInt64) -> String { "\(String(self.epoch, radix: 16)).\(generation)" }
+
+    /// The generation named by a token of this process; nil for another process's token or garbage.
+    func generation(parsing token: String) -> UInt64? {
+        let parts = token.split(separator: ".")
+        guard parts.count == 2, UInt64(parts[0], radix: 16) == self.epoch else { return nil }
+        return UInt64(parts[1])
+    }
 
     func bump() {
         let waiters = self.state.withLock { st -> [CheckedContinuation<Void, Never>] in

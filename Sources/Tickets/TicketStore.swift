@@ -9,7 +9,7 @@ enum TicketStore {
         try self.double(c.query("SELECT extract(epoch FROM now())::float8 AS now").first, "now") ?? 0
     }
 
-    static let resourceColumns = """
+    static let resourceColumns: PGQuery = """
         r.id, r.pool, r.name, r.state, r.data, r.static_key, r.sandbox, r.use_count, r.check_failures,
         r.release_reason,
         extract(epoch FROM r.first_used_at)::float8 AS first_used_at,

@@ -1,9 +1,9 @@
-import Postgres
+public import Postgres
 
 /// The Frontend's database schema, as versioned migrations applied at start (and by `koper-frontend migrate`).
 /// Never edit a released migration; add a new one.
-enum Schema {
-    static let migrations: [PGMigration] = [
+public enum Schema {
+    public static let migrations: [PGMigration] = [
         PGMigration(
             version: 1,
             name: "initial",
