@@ -177,14 +177,14 @@ let package = Package(
         .testTarget(name: "AtomicFileTests", dependencies: ["AtomicFile"]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
         .testTarget(name: "RPMTests", dependencies: ["RPM", "TestSupport"]),
-        .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
+        .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto", "TestSupport"]),
         .testTarget(
             name: "StaticFilesTests",
             dependencies: ["StaticFiles", "HTTPServer", "HTTPCore", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "TicketsTests", dependencies: ["Tickets", "Postgres", "TestSupport"]),
         .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "BuilderAgentTests", dependencies: ["BuilderAgent", "CoprModel", "RPM", "LibCrypto", "KoperJSON"]),
+        .testTarget(name: "BuilderAgentTests", dependencies: ["BuilderAgent", "CoprModel", "RPM", "LibCrypto", "KoperJSON", "TestSupport"]),
         .testTarget(
             name: "KeygenTests",
             dependencies: [
@@ -195,10 +195,10 @@ let package = Package(
         ),
         .testTarget(name: "OpenPGPTests", dependencies: ["OpenPGP", "LibCrypto", "TestSupport"]),
         .testTarget(name: "RPMSignTests", dependencies: ["RPMSign", "RPM", "OpenPGP", "LibCrypto", "TestSupport"]),
-        .testTarget(name: "RepodataTests", dependencies: ["Repodata", "RPM", "LibCrypto"]),
+        .testTarget(name: "RepodataTests", dependencies: ["Repodata", "RPM", "LibCrypto", "TestSupport"]),
         .testTarget(
             name: "RepoPublisherTests",
-            dependencies: ["RepoPublisher", "Repodata", "Gzip", "LibCrypto", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["RepoPublisher", "Repodata", "Gzip", "LibCrypto", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
         .testTarget(
@@ -215,3 +215,9 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Warnings are errors in debug builds (`swift build`, `swift test`, CI) of this package's own Swift targets, tests
+// included. Dependencies are not affected, nor release builds (deploy/koper-stack, the benchmarks).
+for target in package.targets where [.regular, .executable, .test].contains(target.type) {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-warnings-as-errors"], .when(configuration: .debug))]
+}

@@ -264,6 +264,7 @@ enum TicketStore {
         return out
     }
 
+    @discardableResult
     static func retire(_ c: PGConnection, resource: Int64, reason: String) throws -> Bool {
         try c.execute(
             """
