@@ -192,7 +192,7 @@ let package = Package(
         .testTarget(name: "AtomicFileTests", dependencies: ["AtomicFile"]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
         .testTarget(name: "RPMTests", dependencies: ["RPM", "TestSupport"]),
-        .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto"]),
+        .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto", "TestSupport"]),
         .testTarget(
             name: "StaticFilesTests",
             dependencies: ["StaticFiles", "HTTPServer", "HTTPCore", "TestSupport", .product(name: "Logging", package: "swift-log")]
@@ -201,7 +201,7 @@ let package = Package(
         .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "BuilderAgentTests",
-            dependencies: ["BuilderAgent", "CoprModel", "RPM", "LibCrypto", "KoperJSON", "KoperProtocol"]
+            dependencies: ["BuilderAgent", "CoprModel", "RPM", "LibCrypto", "KoperJSON", "KoperProtocol", "TestSupport"]
         ),
         .testTarget(
             name: "KeygenTests",
@@ -216,7 +216,7 @@ let package = Package(
         .testTarget(name: "RepodataTests", dependencies: ["Repodata", "RPM", "LibCrypto", "TestSupport"]),
         .testTarget(
             name: "RepoPublisherTests",
-            dependencies: ["RepoPublisher", "Repodata", "Gzip", "LibCrypto", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["RepoPublisher", "Repodata", "Gzip", "LibCrypto", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
         .testTarget(
@@ -233,3 +233,9 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Warnings are errors in debug builds (`swift build`, `swift test`, CI) of this package's own Swift targets, tests
+// included. Dependencies are not affected, nor release builds (deploy/koper-stack, the benchmarks).
+for target in package.targets where [.regular, .executable, .test].contains(target.type) {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-warnings-as-errors"], .when(configuration: .debug))]
+}

@@ -72,7 +72,7 @@ struct CurlProcessDownloader: SourceDownloading {
         if outcome.timedOut || outcome.exitCode == 28 {
             throw BuilderError.infrastructure("download timed out after \(seconds) s")
         }
-        if outcome.exitCode == 63 || outcome.signal == 25 /* SIGXFSZ */ {
+        if outcome.exitCode == 63 || outcome.signal == 25 {  // 25: SIGXFSZ
             throw BuilderError.infrastructure("download is larger than \(maxBytes) bytes")
         }
         guard outcome.exitCode == 0 else {

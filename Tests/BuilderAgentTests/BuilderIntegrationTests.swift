@@ -1,18 +1,13 @@
 import Foundation
 import Glibc
 import KoperJSON
+import TestSupport
 import Testing
 
 /// End-to-end runs of the built `koper-builder` binary as an unprivileged user, with the real rpmbuild and
 /// bubblewrap, sources served by a loopback HTTP server. Needs root (the tests create the `koperbuild` user
-/// and switch to it with setpriv); skipped otherwise.
-@Suite(
-    .serialized,
-    .enabled(
-        if: BuilderFixture.canRunIntegration || BuilderFixture.requireIntegration,
-        "needs root and bwrap, rpmbuild, curl, python3, setpriv, gcc, git, eu-strip, cpio, xz"
-    )
-)
+/// and switch to it with setpriv) and the tools of `BuilderFixture.requiredTools`.
+@Suite(.serialized, .requires(BuilderFixture.integrationRequirements))
 final class BuilderIntegrationTests {
     /// Everything one test makes (served files, tasks, output directories); removed afterwards.
     let root: String
@@ -20,7 +15,6 @@ final class BuilderIntegrationTests {
     let server: LoopbackFileServer
 
     init() throws {
-        try #require(BuilderFixture.canRunIntegration, "\(BuilderFixture.missingRequirements)")
         try BuilderFixture.ensureUser()
         self.root = try BuilderFixture.makeSharedDirectory(prefix: "koper-builder-test")
         self.served = self.root + "/srv"
@@ -194,7 +188,7 @@ final class BuilderIntegrationTests {
     /// Per-build cgroups (--cgroup): below a parent root delegated to the build user as sandbox-and-hosts.md
     /// describes, a fork bomb and a memory hog fail the build (and the log says which limit), a normal build
     /// succeeds, nothing is left running, and every per-build cgroup is removed.
-    @Test(.enabled(if: FileManager.default.isWritableFile(atPath: "/sys/fs/cgroup/pids") && FileManager.default.isWritableFile(atPath: "/sys/fs/cgroup/memory")))
+    @Test(.requires(.writable("/sys/fs/cgroup/pids"), .writable("/sys/fs/cgroup/memory")))
     func cgroupLimitsStopForkAndMemoryAbuse() throws {
         let parent = "koper-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let uid = BuilderFixture.userID

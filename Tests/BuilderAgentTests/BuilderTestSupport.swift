@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import KoperJSON
 import LibCrypto
+import TestSupport
 
 @testable import BuilderAgent
 
@@ -18,18 +19,8 @@ enum BuilderFixture {
     ]
 
     /// Integration tests need root (to create the user and switch to it) and ``requiredTools``.
-    static var canRunIntegration: Bool {
-        getuid() == 0 && self.requiredTools.allSatisfy { (path: String) in access(path, X_OK) == 0 }
-    }
-
-    /// CI sets KOPER_REQUIRE_INTEGRATION=1: then a missing tool fails the suite instead of skipping it.
-    static var requireIntegration: Bool {
-        ProcessInfo.processInfo.environment["KOPER_REQUIRE_INTEGRATION"] == "1"
-    }
-
-    static var missingRequirements: String {
-        let missing = self.requiredTools.filter { (path: String) in access(path, X_OK) != 0 }
-        return (getuid() == 0 ? "" : "not root; ") + "missing: \(missing.joined(separator: " "))"
+    static var integrationRequirements: [IntegrationRequirement] {
+        [.root] + self.requiredTools.map { IntegrationRequirement.tool($0) }
     }
 
     /// Creates the unprivileged build user when missing (a system user without a home).

@@ -11,7 +11,7 @@ struct AdminCLITests {
         return "\(dir)/koper-frontend"
     }
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: binary) || requireIntegration))
+    @Test(.requires(.tool(binary)))
     func usersGroupsChrootsAndTokens() async throws {
         let conninfo = try await PostgresFixture.makeDatabaseAsync()
         let dir = try makeTemporaryDirectory(prefix: "koper-admin")

@@ -16,9 +16,8 @@ final class BuildStack: @unchecked Sendable {
     var backend: Process?
 
     static var binDir: String { URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path }
-    static var available: Bool {
-        FileManager.default.isExecutableFile(atPath: binDir + "/koper-backend") && FileManager.default.isExecutableFile(atPath: binDir + "/koper-builder")
-            && geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd")
+    static var requirements: [IntegrationRequirement] {
+        [.tool(binDir + "/koper-backend"), .tool(binDir + "/koper-builder"), .root, .tool("/usr/sbin/sshd")]
     }
 
     var resultsDir: String { "\(self.dir)/results" }
@@ -239,7 +238,7 @@ func twoPackageSRPM(name: String) async throws -> String {
     return try await SRPMFixture.fromSpec(spec, name: name)
 }
 
-@Suite(.serialized, .enabled(if: BuildStack.available || requireIntegration))
+@Suite(.serialized, .requires(BuildStack.requirements))
 struct BuildFlowTests {
     func project(_ s: BuildStack, _ name: String) async throws -> FrontendHarness.Credentials {
         let u = try await s.frontend.makeUser("u\(UInt16.random(in: 0...UInt16.max))")
@@ -385,7 +384,7 @@ struct BuildFlowTests {
     /// `rpmkeys --checksig -v` (an rpmdb made for the test, holding the published pubkey.gpg) shows a valid
     /// `Header V4 RSA/SHA256` signature on every published RPM, and `dnf copr enable` + `dnf install` with
     /// gpgcheck=1 installs both packages (dnf imports the project key from the .repo file's gpgkey=).
-    @Test(.enabled(if: dnfAvailable || requireIntegration))
+    @Test(.requires(dnfWithCoprPlugin))
     func signedBuildIsPublishedAndInstallsWithGpgcheck() async throws {
         let keygen = try await KeygenProcess.start()
         let s = try await BuildStack(extraConfig: ["keygen_url": keygen.url, "keygen_secret": keygen.secret])
@@ -634,7 +633,7 @@ struct BuildFlowTests {
     }
 }
 
-@Suite(.serialized, .enabled(if: BuildStack.available || requireIntegration))
+@Suite(.serialized, .requires(BuildStack.requirements))
 struct BuilderProcessLossTests {
     /// The builder host stays up but the build's processes die (OOM killer, a reboot of the build): the attempt's
     /// lease is released and the build runs again, on the same single host.

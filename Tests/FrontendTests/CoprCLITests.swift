@@ -6,7 +6,7 @@ import TestSupport
 
 /// Drives the real, unmodified copr-cli 2.6 against an in-process Frontend. deploy/koper-test installs it and
 /// exports KOPER_COPR_CLI; CI sets KOPER_REQUIRE_INTEGRATION=1 so its absence fails instead of skipping.
-@Suite(.serialized, .enabled(if: coprCLI != nil || requireIntegration))
+@Suite(.serialized, .requires(.tool(fromEnvironment: "KOPER_COPR_CLI")))
 struct CoprCLITests {
     func cli(_ config: String, _ args: [String], timeout: Double = 120) async throws -> Command.Result {
         let exe = try #require(coprCLI, "KOPER_COPR_CLI must point at copr-cli 2.6")

@@ -4,8 +4,9 @@ import TestSupport
 
 @testable import Frontend
 
-let dnfAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/dnf")
-    && FileManager.default.fileExists(atPath: "/usr/lib/python3/dist-packages/dnf-plugins/copr.py")
+let dnfWithCoprPlugin: [IntegrationRequirement] = [
+    .tool("/usr/bin/dnf"), .file("/usr/lib/python3/dist-packages/dnf-plugins/copr.py"),
+]
 
 /// A dnf kept out of the host (copr-protocol.md §9): private reposdir/cache/persistdir/pluginconfpath and
 /// installroot, only the copr plugin loaded.
@@ -48,7 +49,7 @@ struct DnfBox {
 
 /// `dnf copr enable --hub URL OWNER/PROJECT CHROOT` against the Frontend, with dnf kept out of the host
 /// (copr-protocol.md §9): private reposdir/cache/persistdir/pluginconfpath, only the copr plugin loaded.
-@Suite(.serialized, .enabled(if: dnfAvailable || requireIntegration))
+@Suite(.serialized, .requires(dnfWithCoprPlugin))
 struct DnfCoprTests {
     @Test func enableWritesRepoFileWithTheRightID() async throws {
         let h = try await FrontendHarness()

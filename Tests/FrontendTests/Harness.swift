@@ -6,8 +6,6 @@ import TestSupport
 
 @testable import Frontend
 
-/// Integration tests need real services; CI sets KOPER_REQUIRE_INTEGRATION=1 so a missing tool fails instead of skipping.
-let requireIntegration = ProcessInfo.processInfo.environment["KOPER_REQUIRE_INTEGRATION"] == "1"
 let coprCLI: String? = {
     if let p = ProcessInfo.processInfo.environment["KOPER_COPR_CLI"], FileManager.default.isExecutableFile(atPath: p) { return p }
     return nil

@@ -123,9 +123,9 @@ private func expectGPGError(_ code: GPGError.Code, _ body: () async throws -> Vo
             let signature = try await keyring.sign(data, fingerprint: fingerprint)
             #expect(signature.first == 0x89 || signature.first == 0xc2)  // signature packet (tag 2)
 
-            let public_ = try await keyring.exportPublicKey(fingerprint: fingerprint, armored: true)
+            let publicKey = try await keyring.exportPublicKey(fingerprint: fingerprint, armored: true)
             try await withHome { other in
-                try write(public_, "\(other)/key.asc")
+                try write(publicKey, "\(other)/key.asc")
                 #expect(try await gpg(other, ["--import", "\(other)/key.asc"]).status == 0)
                 try write(data, "\(other)/data")
                 try write(signature, "\(other)/data.sig")

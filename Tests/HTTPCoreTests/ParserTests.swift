@@ -267,7 +267,8 @@ struct ParserTests {
         #expect(refusal(prefix + "1000000000000000\r\n") == 400)  // 16 hex digits: overflow guard
         #expect(refusal(prefix + "5\r\nhelloXY0\r\n\r\n") == 400)  // no CRLF after the data
         #expect(refusal(prefix + "5\r\nhello\rX0\r\n\r\n") == 400)
-        #expect(refusal(prefix + "5;" + String(repeating: "e", count: 5000) + "\r\nhello\r\n0\r\n\r\n") == 400)  // chunk line too long
+        // A chunk line too long.
+        #expect(refusal(prefix + "5;" + String(repeating: "e", count: 5000) + "\r\nhello\r\n0\r\n\r\n") == 400)
     }
 
     @Test func trailersAreBoundedAcrossReads() {

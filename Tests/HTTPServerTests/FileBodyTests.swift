@@ -55,7 +55,12 @@ final class PipeEnds: Sendable {
     private let fds = Mutex<[Int32]>([])
     func add(_ fd: Int32) { self.fds.withLock { $0.append(fd) } }
     var all: [Int32] { self.fds.withLock { $0 } }
-    func closeAll() { self.fds.withLock { fds in fds.forEach { close($0) }; fds = [] } }
+    func closeAll() {
+        self.fds.withLock { fds in
+            for fd in fds { close(fd) }
+            fds = []
+        }
+    }
 }
 
 /// True once no descriptor of this process refers to the read side of the pipe whose write end is `writeFD`

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import LibCrypto
 import Synchronization
+import TestSupport
 import Testing
 
 @Suite struct DigestTests {
@@ -124,9 +125,7 @@ func shell(_ arguments: [String], allowFailure: Bool = false) throws -> String {
     return out + (allowFailure ? err : "")
 }
 
-let opensslAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")
-
-@Suite(.enabled(if: opensslAvailable, "the openssl CLI is installed"))
+@Suite(.requires(tools: "/usr/bin/openssl"))
 struct RSAPrivateKeyTests {
     static let key2048: Result<OpenSSLKey, any Error> = Result { try OpenSSLKey.generate(bits: 2048) }
 

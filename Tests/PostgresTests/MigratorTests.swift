@@ -48,7 +48,7 @@ import Testing
     @Test func concurrentMigratorsApplyEachVersionOnce() async throws {
         let conninfo = try await PostgresFixture.makeDatabaseAsync()
         let pools = (0..<3).map { _ in PGPool(conninfo: conninfo, size: 1, logger: silentLogger) }
-        defer { pools.forEach { $0.close() } }
+        defer { for pool in pools { pool.close() } }
         let results = try await withThrowingTaskGroup(of: [Int].self) { group in
             for pool in pools {
                 group.addTask { try await PGMigrator.migrate(pool, migrations: Self.first, logger: silentLogger) }

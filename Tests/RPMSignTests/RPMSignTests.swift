@@ -7,7 +7,7 @@ import RPMSign
 import Testing
 import TestSupport
 
-@Suite(.enabled(if: signingToolsAvailable, "gpg, rpmbuild and rpmkeys are installed"))
+@Suite(.requires(signingTools))
 struct GPGInteropTests {
     @Test(arguments: [2048, 4096])
     func exportParsesLikeGPG(_ bits: Int) throws {
@@ -81,7 +81,7 @@ struct GPGInteropTests {
 }
 
 /// Tests that sign with gpg itself (and so start a gpg-agent): serialized, the agent stopped afterwards.
-@Suite(.enabled(if: signingToolsAvailable, "gpg, rpmbuild and rpmkeys are installed"), .serialized)
+@Suite(.requires(signingTools), .serialized)
 struct ByteIdentityTests {
     /// With gpg's creation time and hash, our packet is byte-identical to `gpg --detach-sign`.
     @Test(arguments: [(2048, "SHA256"), (4096, "SHA512")])
@@ -107,7 +107,7 @@ struct ByteIdentityTests {
     }
 
     /// With rpmsign's creation time and hash, the signed file is byte-identical to `rpmsign --addsign`'s.
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/rpmsign")))
+    @Test(.requires(tools: "/usr/bin/rpmsign"))
     func signedFileEqualsRpmsign() throws {
         let fixtures = try signingFixtures()
         defer { stopAgent(fixtures.gnupgHome) }
@@ -136,7 +136,7 @@ struct ByteIdentityTests {
     }
 }
 
-@Suite(.enabled(if: signingToolsAvailable, "gpg, rpmbuild and rpmkeys are installed"))
+@Suite(.requires(signingTools))
 struct RPMFileSigningTests {
     enum Package: String, CaseIterable, Sendable {
         case small, noReserve, large
@@ -459,7 +459,7 @@ extension StringProtocol {
 }
 
 /// `RPMSignatureWriter` on a real unsigned header with packets of every size around the reserved-space boundary.
-@Suite(.enabled(if: signingToolsAvailable, "gpg, rpmbuild and rpmkeys are installed"))
+@Suite(.requires(signingTools))
 struct RPMSignatureWriterTests {
     @Test func reservedSpaceAbsorbsUntilItRunsOut() throws {
         let fixtures = try signingFixtures()

@@ -55,9 +55,9 @@ struct SigningFixtures: Sendable {
     }
 }
 
-let signingToolsAvailable = ["/usr/bin/gpg", "/usr/bin/gpgconf", "/usr/bin/rpmbuild", "/usr/bin/rpmkeys"].allSatisfy {
-    FileManager.default.isExecutableFile(atPath: $0)
-}
+/// What the signing tests run: gpg makes the keys and checks signatures, rpmbuild the packages, rpmkeys verifies.
+let signingTools: [IntegrationRequirement] = ["/usr/bin/gpg", "/usr/bin/gpgconf", "/usr/bin/rpmbuild", "/usr/bin/rpmkeys"]
+    .map { IntegrationRequirement.tool($0) }
 
 /// Built lazily, once per test process (global initialisation is thread-safe).
 let sharedSigningFixtures: Result<SigningFixtures, FixtureError> = Result { () throws(FixtureError) in

@@ -20,9 +20,8 @@ struct RPMFixtures: Sendable {
     var all: [String] { [self.alphaSRPM, self.alphaRPM, self.alphaDocRPM, self.helloSRPM, self.helloRPM] }
 }
 
-let rpmbuildAvailable =
-    FileManager.default.isExecutableFile(atPath: "/usr/bin/rpmbuild")
-    && FileManager.default.isExecutableFile(atPath: "/usr/bin/rpm")
+/// What the tests on real packages need: rpmbuild makes them, rpm reports what they hold.
+let rpmTools: [IntegrationRequirement] = [.tool("/usr/bin/rpmbuild"), .tool("/usr/bin/rpm")]
 
 /// Built lazily, once, the first time a test asks (global initialisation is thread-safe).
 let sharedFixtures: Result<RPMFixtures, FixtureError> = Result { () throws(FixtureError) in try buildFixtures() }

@@ -1,9 +1,10 @@
 // Parses packages built by rpmbuild and compares with what rpm itself reports.
 import Foundation
 import RPM
+import TestSupport
 import Testing
 
-@Suite(.enabled(if: rpmbuildAvailable, "rpmbuild and rpm are installed"))
+@Suite(.requires(rpmTools))
 struct RealPackageTests {
     static let queryFormat =
         "%{NAME}|%{EPOCH}|%{VERSION}|%{RELEASE}|%{LICENSE}|%{ARCH}|%{SUMMARY}|%{SOURCEPACKAGE}|%{SOURCERPM}"

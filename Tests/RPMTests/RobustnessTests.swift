@@ -29,7 +29,7 @@ private func parseAndTouch(_ bytes: [UInt8]) -> Result<RPMPackage, RPMError> {
     }
 }
 
-@Suite(.enabled(if: rpmbuildAvailable, "rpmbuild and rpm are installed"))
+@Suite(.requires(rpmTools))
 struct TruncationAndFuzzTests {
     @Test func everyPrefixOfAnSRPMHeaderIsTruncated() throws {
         let bytes = try readBytes(try fixtures().alphaSRPM)

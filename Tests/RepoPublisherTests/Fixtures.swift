@@ -6,6 +6,7 @@
 import Foundation
 import Gzip
 import LibCrypto
+import TestSupport
 import Testing
 
 struct FixtureError: Error, CustomStringConvertible {
@@ -21,11 +22,7 @@ let corpusTool: String = {
     return FileManager.default.isExecutableFile(atPath: beside) ? beside : "/work/shared/bench/make-rpm-corpus"
 }()
 let createrepoC = "/usr/bin/createrepo_c"
-let toolsAvailable =
-    FileManager.default.isExecutableFile(atPath: corpusTool)
-    && FileManager.default.isExecutableFile(atPath: "/usr/bin/rpmbuild")
-    && FileManager.default.isExecutableFile(atPath: createrepoC)
-let dnfAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/dnf")
+let publisherTools: [IntegrationRequirement] = [.tool(corpusTool), .tool("/usr/bin/rpmbuild"), .tool(createrepoC)]
 
 struct Fixtures: Sendable {
     var directory: String

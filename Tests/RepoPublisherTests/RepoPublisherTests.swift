@@ -6,6 +6,7 @@ import Logging
 import RepoPublisher
 import Repodata
 import Synchronization
+import TestSupport
 import Testing
 
 private let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -24,7 +25,7 @@ private func names(inPrimary primary: [UInt8]) -> [String] {
 
 @Suite(
     "Repository publishing",
-    .enabled(if: toolsAvailable, "needs make-rpm-corpus, rpmbuild and createrepo_c"),
+    .requires(publisherTools),
     .serialized
 )
 struct RepoPublisherTests {
@@ -328,7 +329,7 @@ struct RepoPublisherTests {
         #expect(again.hashedFiles <= 1 && !again.wroteMetadata)
     }
 
-    @Test(.enabled(if: dnfAvailable, "needs dnf")) func dnfReadsTheRepository() throws {
+    @Test(.requires(tools: "/usr/bin/dnf")) func dnfReadsTheRepository() throws {
         let fixtures = try fixtures()
         let directory = try makeRepositoryDirectory("dnf")
         defer { try? FileManager.default.removeItem(atPath: directory) }

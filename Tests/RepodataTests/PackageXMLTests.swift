@@ -344,9 +344,8 @@ struct PackageXMLTests {
 // MARK: - Byte-for-byte against createrepo_c
 
 let createrepoC = "/usr/bin/createrepo_c"
-let createrepoCAvailable = FileManager.default.isExecutableFile(atPath: createrepoC)
 
-@Suite("Edge-case packages against createrepo_c 0.17.3", .enabled(if: createrepoCAvailable, "needs createrepo_c"))
+@Suite("Edge-case packages against createrepo_c 0.17.3", .requires(tools: createrepoC))
 struct CreaterepoComparisonTests {
     @Test func documentsAreByteIdentical() throws {
         let directory = NSTemporaryDirectory() + "koper-repodata-\(UUID().uuidString)"

@@ -10,7 +10,7 @@ import Glibc
 
 /// These tests talk to a real OpenSSH server run by `SSHDFixture`, which needs root and openssh-server.
 enum SSHTestEnvironment {
-    static let isAvailable = geteuid() == 0 && access("/usr/sbin/sshd", X_OK) == 0
+    static let requirements: [IntegrationRequirement] = [.root, .tool("/usr/sbin/sshd")]
 }
 
 let testLogger = Logger(label: "koper.tests.ssh", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -109,7 +109,7 @@ func eventually(within limit: Duration = .seconds(3), _ condition: () -> Bool) a
     return condition()
 }
 
-@Suite("SSH session against a real sshd", .enabled(if: SSHTestEnvironment.isAvailable))
+@Suite("SSH session against a real sshd", .requires(SSHTestEnvironment.requirements))
 struct SSHSessionTests {
     @Test("run returns stdout, stderr and the exit status separately")
     func runCollectsOutputAndStatus() async throws {
