@@ -1,3 +1,4 @@
+import CoprModel
 import Foundation
 import HTTPClient
 import HTTPCore
@@ -73,7 +74,10 @@ typealias InlineRouteHandler = @Sendable (FrontendApp, RequestContext, PGConnect
 /// statement among concurrent callers (decision 0007); `done` is called once, on a connection's queue.
 enum InlineRoute: Sendable {
     case connection(InlineRouteHandler)
-    case batched(@Sendable (FrontendApp, RequestContext, _ done: @escaping @Sendable (Result<HTTPResponse, any Error>) -> Void) -> Void)
+    case batched(
+        @Sendable (FrontendApp, RequestContext, _ done: @escaping @Sendable (Result<HTTPResponse, any Error>) -> Void)
+            -> Void
+    )
 }
 
 /// The Frontend's HTTP handler: API v3, .repo files, the internal /backend/ API, minimal web pages.
@@ -84,7 +88,9 @@ final class FrontendApp: HTTPHandler {
     let router: Router<RouteHandler>
     let inlineRouter: Router<InlineRoute>
     /// `GET /api_3/build/ID`, the hottest read, batched: one statement for the builds asked for at once.
-    let buildReader: PGLookupBatcher<BuildRecord>
+    let buildReader: PGLookupBatcher<Int, BuildRecord>
+    /// `GET /api_3/project`, batched the same way (copr-cli and dnf read projects as often as builds).
+    let projectReader: PGLookupBatcher<ProjectKey, ProjectRecord>
     let tasks: TaskSignal
     let http: HTTPClient
 
@@ -98,6 +104,7 @@ final class FrontendApp: HTTPHandler {
         Routes.register(&r)
         self.router = r
         self.buildReader = PGLookupBatcher(pool: db) { c, ids in try BuildStore.find(c, ids: ids) }
+        self.projectReader = PGLookupBatcher(pool: db) { c, keys in try ProjectStore.find(c, keys: keys) }
         var inline = Router<InlineRoute>()
         Routes.registerInline(&inline)
         self.inlineRouter = inline
@@ -105,7 +112,8 @@ final class FrontendApp: HTTPHandler {
 
     func handleInline(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool {
         let head = request.head
-        guard head.method == "GET" || head.method == "HEAD", let segments = Router<RouteHandler>.decodeSegments(head.rawPath),
+        guard head.method == "GET" || head.method == "HEAD",
+            let segments = Router<RouteHandler>.decodeSegments(head.rawPath),
             !segments.contains(where: { $0 == ".." || $0 == "." || $0.contains("\0") }),
             let match = self.inlineRouter.match(method: "GET", pathSegments: segments),
             // A literal route of the main table wins over an inline parameter route (`/build/list` vs `/build/:id`).
@@ -135,7 +143,8 @@ final class FrontendApp: HTTPHandler {
             request: request,
             parameters: parameters,
             query: head.rawQuery.map { URLEncoding.parseQuery($0) } ?? [],
-            publicBase: self.config.publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "http://\(host)",
+            publicBase: self.config.publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+                ?? "http://\(host)",
             hostWithoutPort: hostWithoutPort(host)
         )
     }
@@ -145,15 +154,24 @@ final class FrontendApp: HTTPHandler {
         switch error {
         case let e as APIError:
             return self.render(e, isAPI: isAPI)
+        case let e as ValidationError:
+            // A store's check of user input (a package name from an uploaded SRPM): the client's mistake.
+            return self.render(APIError.badRequest(e.description), isAPI: isAPI)
         case let e as PostgresError:
             self.logger.error("database error", metadata: ["error": "\(e)", "http.path": "\(path)"])
             if e.code == .poolExhausted || e.code == .timeout {
                 return self.render(APIError(503, "The service is overloaded, try again later"), isAPI: isAPI)
             }
-            return self.render(APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."), isAPI: isAPI)
+            return self.render(
+                APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."),
+                isAPI: isAPI
+            )
         default:
             self.logger.error("unexpected error", metadata: ["error": "\(error)", "http.path": "\(path)"])
-            return self.render(APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."), isAPI: isAPI)
+            return self.render(
+                APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."),
+                isAPI: isAPI
+            )
         }
     }
 
@@ -190,7 +208,10 @@ final class FrontendApp: HTTPHandler {
             if isAPI {
                 return jsonResponse(404, ["error": "Such API endpoint doesn't exist"])
             }
-            return htmlResponse(404, Web.page(title: "Error 404: Page Not Found", body: "<h1>Error 404: Page Not Found</h1>"))
+            return htmlResponse(
+                404,
+                Web.page(title: "Error 404: Page Not Found", body: "<h1>Error 404: Page Not Found</h1>")
+            )
         }
         let context = self.context(request, parameters: match.parameters)
         do {
@@ -207,7 +228,10 @@ final class FrontendApp: HTTPHandler {
             if e.status == 401 { body["output"] = "notok" }
             response = jsonResponse(e.status, .object(body))
         } else {
-            response = htmlResponse(e.status, Web.page(title: "Error \(e.status)", body: "<h1>Error \(e.status)</h1><p>\(Web.escape(e.message))</p>"))
+            response = htmlResponse(
+                e.status,
+                Web.page(title: "Error \(e.status)", body: "<h1>Error \(e.status)</h1><p>\(Web.escape(e.message))</p>")
+            )
         }
         for f in e.headers { response.headers.replaceOrAdd(name: f.name, value: f.value) }
         return response
@@ -242,12 +266,24 @@ extension FrontendApp {
         let body: JSON = ["owner": .string(owner), "project": .string(project)]
         do {
             let r = try await self.http.request(
-                method: "POST", url: url + "/keys/ensure", headers: [("Authorization", "Bearer \(secret)"), ("Content-Type", "application/json")],
-                body: body.serialized(), timeout: .seconds(30), maxResponseBytes: 64 << 10
+                method: "POST",
+                url: url + "/keys/ensure",
+                headers: [("Authorization", "Bearer \(secret)"), ("Content-Type", "application/json")],
+                body: body.serialized(),
+                timeout: .seconds(30),
+                maxResponseBytes: 64 << 10
             )
-            if r.status != 200 { self.logger.warning("keygen refused to make a key", metadata: ["project": "\(owner)/\(project)", "http.status": "\(r.status)"]) }
+            if r.status != 200 {
+                self.logger.warning(
+                    "keygen refused to make a key",
+                    metadata: ["project": "\(owner)/\(project)", "http.status": "\(r.status)"]
+                )
+            }
         } catch {
-            self.logger.warning("keygen unreachable; the backend will make the key", metadata: ["project": "\(owner)/\(project)", "error": "\(error)"])
+            self.logger.warning(
+                "keygen unreachable; the backend will make the key",
+                metadata: ["project": "\(owner)/\(project)", "error": "\(error)"]
+            )
         }
     }
 }

@@ -174,7 +174,7 @@ enum BuildAPI {
     static func createSCM(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         let body = try ctx.jsonBody()
         let options = try BuildOptions(body)
-        let source = try PackageStore.scmSource(body)
+        let source = try PackageJSON.scmSource(body)
         let items = try await createSourceBuilds(app, ctx, options: options, sources: [("scm", source)])
         return jsonOK(items[0])
     }

@@ -3,8 +3,9 @@ import CoprModel
 import Dispatch
 import Foundation
 import HTTPServer
-import Logging
 import KoperStore
+import LibCrypto
+import Logging
 import Postgres
 
 struct ConfigOption: ParsableArguments {
@@ -52,10 +53,15 @@ struct Serve: AsyncParsableCommand {
         let applied = try await PGMigrator.migrate(pool, migrations: Schema.migrations, logger: logger)
         if !applied.isEmpty { logger.info("database migrated", metadata: ["migrations": "\(applied)"]) }
         let app = FrontendApp(config: config, db: pool, logger: logger)
-        let listener = try PGListener(conninfo: config.database, channels: ["koper_tasks"], logger: logger) { _, _ in app.tasks.bump() }
+        let listener = try PGListener(conninfo: config.database, channels: ["koper_tasks"], logger: logger) { _, _ in
+            app.tasks.bump()
+        }
         let server = Server(
             configuration: HTTPServerConfiguration(
-                host: config.listenHost, port: config.listenPort, maxConnections: config.maxConnections, temporaryDirectory: config.spoolDir
+                host: config.listenHost,
+                port: config.listenPort,
+                maxConnections: config.maxConnections,
+                temporaryDirectory: config.spoolDir
             ),
             handler: app,
             logger: logger
@@ -82,32 +88,41 @@ struct Migrate: AsyncParsableCommand {
         let logger = Logger(label: "koper.frontend")
         let pool = PGPool(conninfo: config.database, size: 1, logger: logger)
         let applied = try await PGMigrator.migrate(pool, migrations: Schema.migrations, logger: logger)
-        print(applied.isEmpty ? "database is up to date" : "applied migrations: \(applied.map(String.init).joined(separator: ", "))")
+        print(
+            applied.isEmpty
+                ? "database is up to date" : "applied migrations: \(applied.map(String.init).joined(separator: ", "))"
+        )
         pool.close()
     }
 }
 
 struct UserCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage users.", subcommands: [Add.self])
+    static let configuration = CommandConfiguration(
+        commandName: "user",
+        abstract: "Manage users.",
+        subcommands: [Add.self]
+    )
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a user (harmless if it exists; --admin then grants admin).")
+        static let configuration = CommandConfiguration(
+            abstract: "Create a user (harmless if it exists; --admin then grants admin)."
+        )
         @OptionGroup var options: ConfigOption
         @Argument var name: String
         @Flag(help: "Make the user a site admin.") var admin = false
         @Option(help: "E-mail address.") var email: String?
 
         func run() async throws {
-            do { try Names.validateUserName(self.name) } catch { throw ArgumentParser.ValidationError("\(error.message)") }
+            do { try Names.validateUserName(self.name) } catch {
+                throw ArgumentParser.ValidationError("\(error.message)")
+            }
             let pool = try await Bootstrap.adminPool(try self.options.load())
             let (name, admin, email) = (self.name, self.admin, self.email)
             let created = try await pool.transaction { c -> Bool in
                 let login = "disabled-" + (try Crypto.randomString(length: 20))
-                let r = try c.query(
-                    "INSERT INTO users (name, email, is_admin, api_login) VALUES (\(name), \(email), \(admin), \(login)) ON CONFLICT (name) DO NOTHING RETURNING id"
-                )
-                if r.first == nil && admin { try c.execute("UPDATE users SET is_admin = true WHERE name = \(name)") }
-                return r.first != nil
+                let id = try UserStore.create(c, name: name, email: email, isAdmin: admin, apiLogin: login)
+                if id == nil && admin { try UserStore.grantAdmin(c, name: name) }
+                return id != nil
             }
             print(created ? "created user \(name)" : "user \(name) exists")
             pool.close()
@@ -116,7 +131,11 @@ struct UserCommand: AsyncParsableCommand {
 }
 
 struct GroupCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "group", abstract: "Manage Copr groups (@name owners).", subcommands: [Add.self, AddMember.self, RemoveMember.self])
+    static let configuration = CommandConfiguration(
+        commandName: "group",
+        abstract: "Manage Copr groups (@name owners).",
+        subcommands: [Add.self, AddMember.self, RemoveMember.self]
+    )
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a group.")
@@ -129,9 +148,7 @@ struct GroupCommand: AsyncParsableCommand {
             do { try Names.validateUserName(n) } catch { throw ArgumentParser.ValidationError("\(error.message)") }
             let pool = try await Bootstrap.adminPool(try self.options.load())
             let fas = self.fasName ?? n
-            try await pool.withConnection { c in
-                try c.execute("INSERT INTO copr_groups (name, fas_name) VALUES (\(n), \(fas)) ON CONFLICT (name) DO NOTHING")
-            }
+            _ = try await pool.withConnection { c in try GroupStore.create(c, name: n, fasName: fas) }
             print("group @\(n) ready")
             pool.close()
         }
@@ -147,18 +164,17 @@ struct GroupCommand: AsyncParsableCommand {
             let g = self.group.hasPrefix("@") ? String(self.group.dropFirst()) : self.group
             let pool = try await Bootstrap.adminPool(try self.options.load())
             let user = self.user
-            let n = try await pool.withConnection { c in
-                try c.execute(
-                    "INSERT INTO group_members (group_id, user_id) SELECT g.id, u.id FROM copr_groups g, users u WHERE g.name = \(g) AND u.name = \(user) ON CONFLICT DO NOTHING"
-                )
-            }
+            let added = try await pool.withConnection { c in try GroupStore.addMember(c, group: g, user: user) }
             pool.close()
-            print(n > 0 ? "\(user) is now a member of @\(g)" : "no change (unknown group or user, or already a member)")
+            print(added ? "\(user) is now a member of @\(g)" : "no change (unknown group or user, or already a member)")
         }
     }
 
     struct RemoveMember: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "remove-member", abstract: "Remove a user from a group.")
+        static let configuration = CommandConfiguration(
+            commandName: "remove-member",
+            abstract: "Remove a user from a group."
+        )
         @OptionGroup var options: ConfigOption
         @Argument var group: String
         @Argument var user: String
@@ -167,22 +183,24 @@ struct GroupCommand: AsyncParsableCommand {
             let g = self.group.hasPrefix("@") ? String(self.group.dropFirst()) : self.group
             let pool = try await Bootstrap.adminPool(try self.options.load())
             let user = self.user
-            let n = try await pool.withConnection { c in
-                try c.execute(
-                    "DELETE FROM group_members WHERE group_id = (SELECT id FROM copr_groups WHERE name = \(g)) AND user_id = (SELECT id FROM users WHERE name = \(user))"
-                )
-            }
+            let removed = try await pool.withConnection { c in try GroupStore.removeMember(c, group: g, user: user) }
             pool.close()
-            print(n > 0 ? "removed \(user) from @\(g)" : "\(user) was not a member of @\(g)")
+            print(removed ? "removed \(user) from @\(g)" : "\(user) was not a member of @\(g)")
         }
     }
 }
 
 struct TokenCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "token", abstract: "API tokens.", subcommands: [Mint.self])
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "API tokens.",
+        subcommands: [Mint.self]
+    )
 
     struct Mint: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Mint a new API login+token for a user and print a ready [copr-cli] config block.")
+        static let configuration = CommandConfiguration(
+            abstract: "Mint a new API login+token for a user and print a ready [copr-cli] config block."
+        )
         @OptionGroup var options: ConfigOption
         @Argument var user: String
         @Option(help: "Days until the token expires (default: the config's token_expiration_days).") var days: Int?
@@ -194,8 +212,8 @@ struct TokenCommand: AsyncParsableCommand {
             let days = self.days ?? config.tokenExpirationDays
             let user = self.user
             let t = try await pool.transaction { c -> (login: String, token: String, expiration: String)? in
-                guard let row = try c.query("SELECT id FROM users WHERE name = \(user)").first else { return nil }
-                return try Auth.mintToken(c, userID: try row.int("id"), days: days)
+                guard let found = try UserStore.find(c, name: user) else { return nil }
+                return try Auth.mintToken(c, userID: found.id, days: days)
             }
             pool.close()
             guard let t else { throw ArgumentParser.ValidationError("no such user: \(user)") }
@@ -212,25 +230,35 @@ struct TokenCommand: AsyncParsableCommand {
 }
 
 struct ChrootCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "chroot", abstract: "Mock chroots offered to projects.", subcommands: [Add.self, Enable.self, Disable.self, List.self])
+    static let configuration = CommandConfiguration(
+        commandName: "chroot",
+        abstract: "Mock chroots offered to projects.",
+        subcommands: [Add.self, Enable.self, Disable.self, List.self]
+    )
 
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add (or re-enable) a mock chroot such as fedora-41-x86_64.")
+        static let configuration = CommandConfiguration(
+            abstract: "Add (or re-enable) a mock chroot such as fedora-41-x86_64."
+        )
         @OptionGroup var options: ConfigOption
         @Argument var name: String
         @Option(help: "Override the arch parsed from the name.") var arch: String?
         @Option(help: "Comment shown by list-chroots.") var comment: String = ""
 
         func run() async throws {
-            guard let parsed = ChrootName(self.name) else { throw ArgumentParser.ValidationError("not a chroot name (os-version-arch): \(self.name)") }
+            guard let parsed = ChrootName(self.name) else {
+                throw ArgumentParser.ValidationError("not a chroot name (os-version-arch): \(self.name)")
+            }
             let pool = try await Bootstrap.adminPool(try self.options.load())
             let (name, arch, comment) = (self.name, self.arch ?? parsed.arch, self.comment)
             try await pool.withConnection { c in
-                try c.execute(
-                    """
-                    INSERT INTO mock_chroots (name, os, version, arch, comment, is_active) VALUES (\(name), \(parsed.os), \(parsed.version), \(arch), \(comment), true)
-                    ON CONFLICT (name) DO UPDATE SET arch = EXCLUDED.arch, comment = EXCLUDED.comment, is_active = true
-                    """
+                try MockChrootStore.upsert(
+                    c,
+                    name: name,
+                    os: parsed.os,
+                    version: parsed.version,
+                    arch: arch,
+                    comment: comment
                 )
             }
             pool.close()
@@ -246,7 +274,9 @@ struct ChrootCommand: AsyncParsableCommand {
     }
 
     struct Disable: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Disable a mock chroot (hidden from projects and list-chroots).")
+        static let configuration = CommandConfiguration(
+            abstract: "Disable a mock chroot (hidden from projects and list-chroots)."
+        )
         @OptionGroup var options: ConfigOption
         @Argument var name: String
         func run() async throws { try await setActive(self.options, self.name, false) }
@@ -257,21 +287,19 @@ struct ChrootCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         func run() async throws {
             let pool = try await Bootstrap.adminPool(try self.options.load())
-            let rows = try await pool.withConnection { c in try c.query("SELECT name, arch, is_active, comment FROM mock_chroots ORDER BY name").rows }
+            let chroots = try await pool.withConnection { c in try MockChrootStore.all(c) }
             pool.close()
-            for r in rows {
-                print("\(r["name"] ?? "")\t\(r["arch"] ?? "")\t\(r["is_active"] == "t" ? "active" : "disabled")\t\(r["comment"] ?? "")")
+            for ch in chroots {
+                print("\(ch.name)\t\(ch.arch)\t\(ch.isActive ? "active" : "disabled")\t\(ch.comment)")
             }
         }
     }
 
     static func setActive(_ options: ConfigOption, _ name: String, _ active: Bool) async throws {
         let pool = try await Bootstrap.adminPool(try options.load())
-        let n = try await pool.withConnection { c in try c.execute("UPDATE mock_chroots SET is_active = \(active) WHERE name = \(name)") }
+        let found = try await pool.withConnection { c in try MockChrootStore.setActive(c, name: name, active: active) }
         pool.close()
-        guard n > 0 else { throw ArgumentParser.ValidationError("no such chroot: \(name)") }
+        guard found else { throw ArgumentParser.ValidationError("no such chroot: \(name)") }
         print("chroot \(name) \(active ? "enabled" : "disabled")")
     }
 }
-
-import LibCrypto

@@ -1,5 +1,6 @@
 import CoprModel
 import HTTPCore
+import KoperStore
 import Postgres
 
 /// `GET /coprs/OWNER/DIR/repo/NAME_RELEASE/FILE?arch=ARCH` — the file `dnf copr enable` writes (copr-protocol.md §6).
@@ -27,7 +28,8 @@ enum RepoAPI {
             }
             guard let chroot = RepoFile.matchChroot(nameRelease: release, arch: arch, enabled: project.chroots) else {
                 throw APIError(
-                    404, "Chroot \(release) does not exist in \(owner.raw)/\(dirText)",
+                    404,
+                    "Chroot \(release) does not exist in \(owner.raw)/\(dirText)",
                     headers: ["Copr-Error-Data": RepoFile.errorDataHeaderValue(availableChroots: project.chroots)]
                 )
             }
@@ -39,10 +41,13 @@ enum RepoAPI {
                 projectName: project.name,
                 dirName: dir.name,
                 chroot: chroot,
-                moduleHotfixes: project.row["module_hotfixes"] == "t",
-                repoPriority: (try? project.row.optionalInt("repo_priority")) ?? nil,
+                moduleHotfixes: project.moduleHotfixes,
+                repoPriority: project.repoPriority,
                 multilibArch: RepoFile.multilibArch(
-                    projectMultilib: project.row["multilib"] == "t", requestedArch: arch, chroot: chroot, activeChroots: project.chroots
+                    projectMultilib: project.multilib,
+                    requestedArch: arch,
+                    chroot: chroot,
+                    activeChroots: project.chroots
                 ),
                 runtimeDependencies: deps
             )
@@ -59,10 +64,10 @@ enum RepoAPI {
     }
 
     /// Runtime dependencies, followed transitively through `copr://` references (bounded, cycle-safe).
-    static func resolveDependencies(_ c: PGConnection, project: Project) throws -> [RepoFileDependency] {
+    static func resolveDependencies(_ c: PGConnection, project: ProjectRecord) throws -> [RepoFileDependency] {
         var result: [RepoFileDependency] = []
         var seen: Set<String> = [project.fullName]
-        var queue = Projects.jsonList(project.row.optionalString("runtime_dependencies"))
+        var queue = project.runtimeDependencies
         var steps = 0
         while !queue.isEmpty && steps < 100 {
             steps += 1
@@ -75,13 +80,15 @@ enum RepoAPI {
                     result.append(
                         .project(
                             RepoFileProjectDependency(
-                                owner: owner, projectName: p.name, dirName: dir.name,
-                                moduleHotfixes: p.row["module_hotfixes"] == "t",
-                                repoPriority: (try? p.row.optionalInt("repo_priority")) ?? nil
+                                owner: owner,
+                                projectName: p.name,
+                                dirName: dir.name,
+                                moduleHotfixes: p.moduleHotfixes,
+                                repoPriority: p.repoPriority
                             )
                         )
                     )
-                    queue.append(contentsOf: Projects.jsonList(p.row.optionalString("runtime_dependencies")))
+                    queue.append(contentsOf: p.runtimeDependencies)
                 } else {
                     result.append(.missingProject(key))
                 }

@@ -69,7 +69,7 @@ enum Routes {
     static func registerInline(_ r: inout Router<InlineRoute>) {
         let get = ["GET"]
         r.add(get, "/api_3/mock-chroots/list", .connection(ProjectAPI.mockChroots))
-        r.add(get, "/api_3/project", .connection(ProjectAPI.get))
+        r.add(get, "/api_3/project", .batched(ProjectAPI.get))
         r.add(get, "/api_3/build/built-packages/:id", .connection(BuildAPI.builtPackages))
         r.add(get, "/api_3/build/:id", .batched(BuildAPI.get))
     }

@@ -3,6 +3,7 @@ import Foundation
 import HTTPCore
 import LibCrypto
 import RPM
+import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
@@ -72,7 +73,9 @@ enum Uploads {
                     current = head.name
                     if head.name == "pkgs" {
                         pkgsSeen += 1
-                        guard pkgsSeen == 1 else { throw APIError.badRequest("Exactly one 'pkgs' file is accepted per upload request") }
+                        guard pkgsSeen == 1 else {
+                            throw APIError.badRequest("Exactly one 'pkgs' file is accepted per upload request")
+                        }
                         filename = head.filename
                         output = open(spool, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
                         guard output >= 0 else { throw APIError(500, "Not enough space left or storage not writable") }
@@ -83,17 +86,13 @@ enum Uploads {
                     if current == "pkgs" {
                         hasher.update(data)
                         size += data.count
-                        if prefix.count < maxHeaderPrefix { prefix.append(contentsOf: data.prefix(maxHeaderPrefix - prefix.count)) }
-                        try data.withUnsafeBytes { raw in
-                            var off = 0
-                            while off < raw.count {
-                                let n = write(output, raw.baseAddress! + off, raw.count - off)
-                                if n < 0 {
-                                    if errno == EINTR { continue }
-                                    throw APIError(500, "Not enough space left")
-                                }
-                                off += n
-                            }
+                        if prefix.count < maxHeaderPrefix {
+                            prefix.append(contentsOf: data.prefix(maxHeaderPrefix - prefix.count))
+                        }
+                        do {
+                            _ = try FileDescriptor(rawValue: output).writeAll(data)
+                        } catch {
+                            throw APIError(500, "Not enough space left")
                         }
                     } else if current == "json" {
                         json.append(contentsOf: data)
@@ -106,9 +105,10 @@ enum Uploads {
         }
 
         while true {
-            let n = read(input, &buffer, buffer.count)
-            if n < 0 {
-                if errno == EINTR { continue }
+            let n: Int
+            do {
+                n = try buffer.withUnsafeMutableBytes { try FileDescriptor(rawValue: input).read(into: $0) }
+            } catch {
                 throw APIError(500, "Cannot read the uploaded body")
             }
             if n == 0 { break }
@@ -123,7 +123,9 @@ enum Uploads {
         } catch {
             throw APIError.badRequest("Malformed multipart body: \(error.message)")
         }
-        guard pkgsSeen == 1, let name = filename, !name.isEmpty else { throw APIError.badRequest("Missing the 'pkgs' file part") }
+        guard pkgsSeen == 1, let name = filename, !name.isEmpty else {
+            throw APIError.badRequest("Missing the 'pkgs' file part")
+        }
         guard jsonSeen else { throw APIError.badRequest("Missing the 'json' part") }
         let package: RPMPackage
         do {
@@ -134,7 +136,14 @@ enum Uploads {
         guard package.isSourcePackage else {
             throw APIError.badRequest("'\(displayName(name))' is not a source RPM (it is a binary package)")
         }
-        return ReceivedUpload(storedPath: spool, filename: name, size: size, sha256: Crypto.hex(hasher.finalize()), package: package, json: json)
+        return ReceivedUpload(
+            storedPath: spool,
+            filename: name,
+            size: size,
+            sha256: Crypto.hex(hasher.finalize()),
+            package: package,
+            json: json
+        )
     }
 
     static func displayName(_ s: String) -> String {
@@ -147,10 +156,14 @@ enum Uploads {
         let dir = try Crypto.randomString(length: 24)
         let p = u.package
         let file = "\(p.name)-\(p.version)-\(p.release).src.rpm"
-        guard isSafeComponent(file) else { throw APIError.badRequest("Package name or version contains characters that cannot be stored") }
+        guard isSafeComponent(file) else {
+            throw APIError.badRequest("Package name or version contains characters that cannot be stored")
+        }
         let full = "\(config.uploadDir)/\(dir)"
         try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
-        guard rename(u.storedPath, "\(full)/\(file)") == 0 else { throw APIError(500, "Cannot store the uploaded SRPM") }
+        guard rename(u.storedPath, "\(full)/\(file)") == 0 else {
+            throw APIError(500, "Cannot store the uploaded SRPM")
+        }
         return "\(dir)/\(file)"
     }
 

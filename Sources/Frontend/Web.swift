@@ -1,6 +1,7 @@
 import CoprModel
 import HTTPCore
 import KoperJSON
+import KoperStore
 import Postgres
 
 /// Minimal server-rendered pages: the URLs copr-cli prints must exist. (The full web UI is a later issue.)
@@ -33,13 +34,12 @@ enum Web {
     }
 
     static func home(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
-        let rows = try await app.db.withConnection { c in
-            try c.query("SELECT ownername, name, description FROM projects WHERE NOT unlisted_on_hp ORDER BY id DESC LIMIT 100").rows
-        }
+        let projects = try await app.db.withConnection { c in try ProjectStore.listedOnHomepage(c, limit: 100) }
         var items = ""
-        for r in rows {
-            let owner = OwnerName(r["ownername"] ?? "")?.webPathPart ?? ""
-            items += "<li><!--copr-project--><a href=\"/coprs/\(escape(owner))/\(escape(r["name"] ?? ""))/\">\(escape(r["ownername"] ?? ""))/\(escape(r["name"] ?? ""))</a> \(escape(r["description"] ?? ""))</li>\n"
+        for p in projects {
+            let owner = OwnerName(p.ownername)?.webPathPart ?? ""
+            items +=
+                "<li><!--copr-project--><a href=\"/coprs/\(escape(owner))/\(escape(p.name))/\">\(escape(p.ownername))/\(escape(p.name))</a> \(escape(p.description))</li>\n"
         }
         if items.isEmpty { items = "<li>No projects...</li>" }
         return htmlResponse(200, page(title: "Projects", body: "<h1>Projects</h1><ul>\(items)</ul>"))
@@ -50,7 +50,8 @@ enum Web {
             200,
             page(
                 title: "API",
-                body: "<h1>API</h1><p>Ask an administrator for an API token (<code>koper-frontend token mint USER</code>) or renew yours with <code>copr-cli new-api-token</code>.</p>"
+                body:
+                    "<h1>API</h1><p>Ask an administrator for an API token (<code>koper-frontend token mint USER</code>) or renew yours with <code>copr-cli new-api-token</code>.</p>"
             )
         )
     }
@@ -66,10 +67,9 @@ enum Web {
     static func projectPage(_ app: FrontendApp, _ ctx: RequestContext, owner: String) async throws -> HTTPResponse {
         let name = ctx.param("project")
         let results = app.config.resultsBase
-        let (project, builds) = try await app.db.withConnection { c -> (Project, [PGRow]) in
-            guard let p = try Projects.find(c, owner: owner, name: name) else { throw APIError.notFound("Project \(owner)/\(name) does not exist.") }
-            let b = try c.query("SELECT \(Builds.columns) \(Builds.from) WHERE b.project_id = \(p.id) ORDER BY b.id DESC LIMIT 20").rows
-            return (p, b)
+        let (project, builds) = try await app.db.withConnection { c -> (ProjectRecord, [BuildRecord]) in
+            let p = try Projects.require(c, owner: owner, name: name)
+            return (p, try BuildStore.list(c, projectID: p.id, packageName: nil, state: nil, limit: 20, offset: 0))
         }
         let ownerName = OwnerName(owner)
         var chroots = ""
@@ -77,18 +77,19 @@ enum Web {
             let parsed = ChrootName(ch)
             let release = parsed?.nameRelease ?? ch
             let repoID = "\(ownerName?.repoIdPart ?? owner)-\(project.name)"
-            chroots += "<tr><td>\(escape(ch))</td><td><a href=\"/coprs/\(escape(ownerName?.webPathPart ?? owner))/\(escape(project.name))/repo/\(escape(release))/\(escape(repoID))-\(escape(release)).repo\">Repo Download</a></td><td><a href=\"\(escape(results))/\(escape(owner))/\(escape(project.name))/\(escape(ch))/\">results</a></td></tr>\n"
+            chroots +=
+                "<tr><td>\(escape(ch))</td><td><a href=\"/coprs/\(escape(ownerName?.webPathPart ?? owner))/\(escape(project.name))/repo/\(escape(release))/\(escape(repoID))-\(escape(release)).repo\">Repo Download</a></td><td><a href=\"\(escape(results))/\(escape(owner))/\(escape(project.name))/\(escape(ch))/\">results</a></td></tr>\n"
         }
         var buildRows = ""
         for b in builds {
-            let id = b["id"] ?? ""
-            buildRows += "<tr><td><a href=\"/coprs/build/\(id)/\">\(id)</a></td><td>\(escape(b["pkg_name"] ?? "-"))</td><td>\(escape(Builds.pkgVersion(b) ?? "-"))</td><td class=\"state\">\(escape(b["state"] ?? ""))</td></tr>\n"
+            buildRows +=
+                "<tr><td><a href=\"/coprs/build/\(b.id)/\">\(b.id)</a></td><td>\(escape(b.pkgName ?? "-"))</td><td>\(escape(b.pkgVersionText ?? "-"))</td><td class=\"state\">\(escape(b.state.rawValue))</td></tr>\n"
         }
         let body = """
             <h1>\(escape(project.fullName))</h1>
             <p>Project ID: \(project.id)</p>
-            <h2>Description</h2><p>\(escape(project.row["description"].flatMap { $0.isEmpty ? nil : $0 } ?? "Description not filled in by author. Very likely personal repository for testing purpose, which you should not use."))</p>
-            <h2>Installation Instructions</h2><p>\(escape(project.row["instructions"].flatMap { $0.isEmpty ? nil : $0 } ?? "Instructions not filled in by author. Author knows what to do. Everybody else should avoid this repo."))</p>
+            <h2>Description</h2><p>\(escape(project.description.isEmpty ? "Description not filled in by author. Very likely personal repository for testing purpose, which you should not use." : project.description))</p>
+            <h2>Installation Instructions</h2><p>\(escape(project.instructions.isEmpty ? "Instructions not filled in by author. Author knows what to do. Everybody else should avoid this repo." : project.instructions))</p>
             <h2>Active Releases</h2><table>\(chroots)</table>
             <h2>Quick Enable</h2><pre>dnf copr enable \(escape(owner))/\(escape(project.name))</pre>
             <h2>Builds</h2><table><tr><th>Build ID</th><th>Package Name</th><th>Version</th><th>Status</th></tr>\(buildRows)</table>
@@ -107,27 +108,28 @@ enum Web {
     static func buildPage(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         guard let id = Int(ctx.param("id")) else { throw APIError.notFound("Build does not exist.") }
         let results = app.config.resultsBase
-        let (build, chroots) = try await app.db.withConnection { c -> (PGRow, [PGRow]) in
-            guard let b = try Builds.find(c, id: id) else { throw APIError.notFound("Build \(id) does not exist.") }
-            return (b, try Builds.chrootRows(c, buildID: id))
+        let (build, chroots) = try await app.db.withConnection { c -> (BuildRecord, [BuildChrootRecord]) in
+            guard let b = try BuildStore.find(c, id: id) else { throw APIError.notFound("Build \(id) does not exist.") }
+            return (b, try BuildStore.chroots(c, buildID: id))
         }
-        let owner = build["ownername"] ?? ""
-        let dirname = build["project_dirname"] ?? ""
+        let owner = build.ownername
+        let dirname = build.projectDirname
         var rows = ""
         for ch in chroots {
-            let name = ch["name"] ?? ""
+            let name = ch.name
             var link = escape(name)
-            if let d = ch["result_dir"] {
+            if let d = ch.resultDir {
                 let url = "\(results)/\(owner)/\(dirname)/\(name)/\(d)/"
-                link = "<a href=\"\(escape(url))\">\(escape(name))</a> (<a href=\"\(escape(url))builder-live.log\">live log</a>)"
+                link =
+                    "<a href=\"\(escape(url))\">\(escape(name))</a> (<a href=\"\(escape(url))builder-live.log\">live log</a>)"
             }
-            rows += "<tr><td>\(link)</td><td class=\"state\">\(escape(ch["state"] ?? ""))</td></tr>\n"
+            rows += "<tr><td>\(link)</td><td class=\"state\">\(escape(ch.state.rawValue))</td></tr>\n"
         }
         let body = """
             <h1>Build \(id)</h1>
-            <p>Project: <a href="/coprs/\(escape(OwnerName(owner)?.webPathPart ?? owner))/\(escape(build["projectname"] ?? ""))/">\(escape(owner))/\(escape(build["projectname"] ?? ""))</a></p>
-            <p>Package: \(escape(build["pkg_name"] ?? "-")) \(escape(Builds.pkgVersion(build) ?? ""))</p>
-            <p>Status: <span class="state">\(escape(build["state"] ?? ""))</span></p>
+            <p>Project: <a href="/coprs/\(escape(OwnerName(owner)?.webPathPart ?? owner))/\(escape(build.projectname))/">\(escape(owner))/\(escape(build.projectname))</a></p>
+            <p>Package: \(escape(build.pkgName ?? "-")) \(escape(build.pkgVersionText ?? ""))</p>
+            <p>Status: <span class="state">\(escape(build.state.rawValue))</span></p>
             <table><tr><th>Chroot</th><th>State</th></tr>\(rows)</table>
             """
         return htmlResponse(200, page(title: "Build \(id)", body: body))

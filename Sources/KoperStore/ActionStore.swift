@@ -1,4 +1,4 @@
-public import KoperJSON
+import KoperJSON
 public import KoperProtocol
 public import Postgres
 

@@ -24,7 +24,9 @@ public enum GroupStore {
     /// Creates a group; false if the name is taken.
     @discardableResult
     public static func create(_ c: PGConnection, name: String, fasName: String) throws -> Bool {
-        try c.execute("INSERT INTO copr_groups (name, fas_name) VALUES (\(name), \(fasName)) ON CONFLICT (name) DO NOTHING") > 0
+        try c.execute(
+            "INSERT INTO copr_groups (name, fas_name) VALUES (\(name), \(fasName)) ON CONFLICT (name) DO NOTHING"
+        ) > 0
     }
 
     public static func isMember(_ c: PGConnection, groupID: Int, userID: Int) throws -> Bool {

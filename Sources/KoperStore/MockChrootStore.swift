@@ -36,7 +36,14 @@ public enum MockChrootStore {
     }
 
     /// Adds a mock chroot, or updates its arch and comment and activates it if it exists.
-    public static func upsert(_ c: PGConnection, name: String, os: String, version: String, arch: String, comment: String) throws {
+    public static func upsert(
+        _ c: PGConnection,
+        name: String,
+        os: String,
+        version: String,
+        arch: String,
+        comment: String
+    ) throws {
         try c.execute(
             """
             INSERT INTO mock_chroots (name, os, version, arch, comment, is_active) VALUES (\(name), \(os), \(version), \(arch), \(comment), true)

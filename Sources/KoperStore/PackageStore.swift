@@ -1,4 +1,4 @@
-public import CoprModel
+import CoprModel
 public import KoperJSON
 public import Postgres
 
@@ -46,8 +46,13 @@ public struct PackageChange: Sendable, Equatable {
     public var chrootDenylist: [String]?
 
     public init(
-        name: String, sourceType: String, source: JSONObject, webhookRebuild: Bool? = nil, maxBuilds: Int? = nil,
-        timeout: Int? = nil, chrootDenylist: [String]? = nil
+        name: String,
+        sourceType: String,
+        source: JSONObject,
+        webhookRebuild: Bool? = nil,
+        maxBuilds: Int? = nil,
+        timeout: Int? = nil,
+        chrootDenylist: [String]? = nil
     ) {
         self.name = name
         self.sourceType = sourceType
@@ -113,7 +118,9 @@ public enum PackageStore {
     }
 
     public static func find(_ c: PGConnection, projectID: Int, name: String) throws -> PackageRecord? {
-        try c.one("SELECT \(PackageRecord.columns) FROM packages k WHERE k.project_id = \(projectID) AND k.name = \(name)")
+        try c.one(
+            "SELECT \(PackageRecord.columns) FROM packages k WHERE k.project_id = \(projectID) AND k.name = \(name)"
+        )
     }
 
     /// A page of the project's packages, by id.
@@ -149,7 +156,9 @@ public enum PackageStore {
 
     /// Ids of the package's builds, ascending.
     public static func buildIDs(_ c: PGConnection, packageID: Int) throws -> [Int] {
-        try c.query("SELECT id FROM builds WHERE package_id = \(packageID) ORDER BY id").rows.map { try $0.decode("id") }
+        try c.query("SELECT id FROM builds WHERE package_id = \(packageID) ORDER BY id").rows.map {
+            try $0.decode("id")
+        }
     }
 
     /// Ids of the package's builds that have not finished, ascending.

@@ -38,13 +38,21 @@ public struct ProjectAccess: Sendable, Equatable {
 public enum PermissionStore {
     /// The user's roles in the project; `nothing` for both if none were ever asked for or given.
     public static func levels(_ c: PGConnection, projectID: Int, userID: Int) throws -> PermissionLevels {
-        guard let row = try c.query("SELECT builder, admin FROM permissions WHERE project_id = \(projectID) AND user_id = \(userID)").first
+        guard
+            let row = try c.query(
+                "SELECT builder, admin FROM permissions WHERE project_id = \(projectID) AND user_id = \(userID)"
+            ).first
         else { return PermissionLevels() }
         return PermissionLevels(builder: try row.decode("builder"), admin: try row.decode("admin"))
     }
 
     /// Group membership and roles in one statement.
-    public static func access(_ c: PGConnection, projectID: Int, ownerGroupID: Int?, userID: Int) throws -> ProjectAccess {
+    public static func access(
+        _ c: PGConnection,
+        projectID: Int,
+        ownerGroupID: Int?,
+        userID: Int
+    ) throws -> ProjectAccess {
         guard
             let row = try c.query(
                 """

@@ -86,7 +86,12 @@ public enum ProjectChrootStore {
     }
 
     /// Changes the settings that are set in `settings` (nothing if it is empty).
-    public static func update(_ c: PGConnection, projectID: Int, mockChrootID: Int, settings: ProjectChrootSettings) throws {
+    public static func update(
+        _ c: PGConnection,
+        projectID: Int,
+        mockChrootID: Int,
+        settings: ProjectChrootSettings
+    ) throws {
         let sets = settings.assignments
         guard !sets.isEmpty else { return }
         try c.execute(

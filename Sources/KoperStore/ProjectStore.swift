@@ -1,5 +1,5 @@
-public import Postgres
 import CoprModel
+public import Postgres
 
 /// What a new project row needs: its name, its owner (a user or a group) and who made it.
 public struct NewProject: Sendable, Equatable {
@@ -10,7 +10,14 @@ public struct NewProject: Sendable, Equatable {
     public var createdBy: Int
     public var persistent: Bool
 
-    public init(ownername: String, name: String, ownerUserID: Int?, ownerGroupID: Int?, createdBy: Int, persistent: Bool = false) {
+    public init(
+        ownername: String,
+        name: String,
+        ownerUserID: Int?,
+        ownerGroupID: Int?,
+        createdBy: Int,
+        persistent: Bool = false
+    ) {
         self.ownername = ownername
         self.name = name
         self.ownerUserID = ownerUserID
@@ -89,6 +96,17 @@ public struct ProjectSettings: Sendable, Equatable {
     }
 }
 
+/// A project's identity as API v3 addresses it: owner (a user name or `@group`) and name.
+public struct ProjectKey: Hashable, Sendable {
+    public let owner: String
+    public let name: String
+
+    public init(owner: String, name: String) {
+        self.owner = owner
+        self.name = name
+    }
+}
+
 /// Projects, their chroot sets and forks: all of their SQL.
 public enum ProjectStore {
     /// Sort keys of a project list.
@@ -112,9 +130,28 @@ public enum ProjectStore {
         try c.one("SELECT \(ProjectRecord.columns) FROM projects p WHERE p.id = \(id)")
     }
 
+    /// Many projects by owner and name in one statement (the project batcher's fetch, decision 0007), keyed.
+    public static func find(_ c: PGConnection, keys: [ProjectKey]) throws -> [ProjectKey: ProjectRecord] {
+        let records: [ProjectRecord] = try c.all(
+            """
+            SELECT \(ProjectRecord.columns) FROM projects p
+            JOIN unnest(\(keys.map(\.owner)), \(keys.map(\.name))) AS k(owner, name) ON p.ownername = k.owner AND p.name = k.name
+            """
+        )
+        var found: [ProjectKey: ProjectRecord] = [:]
+        found.reserveCapacity(records.count)
+        for record in records { found[ProjectKey(owner: record.ownername, name: record.name)] = record }
+        return found
+    }
+
     /// A page of projects, of one owner or of all; ties are broken by id.
     public static func list(
-        _ c: PGConnection, owner: String?, order: Order = .id, descending: Bool = false, limit: Int, offset: Int
+        _ c: PGConnection,
+        owner: String?,
+        order: Order = .id,
+        descending: Bool = false,
+        limit: Int,
+        offset: Int
     ) throws -> [ProjectRecord] {
         let direction: PGQuery = descending ? "DESC" : "ASC"
         return try c.all(
@@ -141,7 +178,9 @@ public enum ProjectStore {
 
     /// The newest projects not unlisted from the home page.
     public static func listedOnHomepage(_ c: PGConnection, limit: Int) throws -> [ProjectRecord] {
-        try c.all("SELECT \(ProjectRecord.columns) FROM projects p WHERE NOT p.unlisted_on_hp ORDER BY p.id DESC LIMIT \(limit)")
+        try c.all(
+            "SELECT \(ProjectRecord.columns) FROM projects p WHERE NOT p.unlisted_on_hp ORDER BY p.id DESC LIMIT \(limit)"
+        )
     }
 
     /// Inserts a project with default settings; returns its id.
@@ -197,7 +236,9 @@ public enum ProjectStore {
 
     /// The stored SRPM uploads of the project's builds (paths below the upload directory).
     public static func uploadPaths(_ c: PGConnection, projectID: Int) throws -> [String] {
-        try c.query("SELECT srpm_path FROM builds WHERE project_id = \(projectID) AND srpm_path IS NOT NULL ORDER BY id").rows.map {
+        try c.query(
+            "SELECT srpm_path FROM builds WHERE project_id = \(projectID) AND srpm_path IS NOT NULL ORDER BY id"
+        ).rows.map {
             try $0.decode("srpm_path")
         }
     }
@@ -237,15 +278,14 @@ public enum ProjectStore {
         return id
     }
 
-    /// Copies the source's chroots (with their settings) and packages (with webhook rebuilds off) into the target;
+    /// Copies the source's chroots (with their packages, repos, modules and options) and packages (with webhook rebuilds off) into the target;
     /// what the target has already is left as it is.
     public static func copyChrootsAndPackages(_ c: PGConnection, from sourceID: Int, to targetID: Int) throws {
         try c.execute(
             """
             INSERT INTO project_chroots (project_id, mock_chroot_id, additional_packages, additional_repos, additional_modules,
-                with_opts, without_opts, isolation, bootstrap, bootstrap_image, delete_comps)
-            SELECT \(targetID), mock_chroot_id, additional_packages, additional_repos, additional_modules, with_opts, without_opts,
-                isolation, bootstrap, bootstrap_image, delete_comps
+                with_opts, without_opts)
+            SELECT \(targetID), mock_chroot_id, additional_packages, additional_repos, additional_modules, with_opts, without_opts
             FROM project_chroots WHERE project_id = \(sourceID) ON CONFLICT DO NOTHING
             """
         )
@@ -264,7 +304,9 @@ public enum ProjectStore {
     /// Packages that already have a forked copy of that build in the target are skipped (forking twice adds nothing
     /// twice). Returns the fork action's builds map: chroot → {source result dir → fork result dir}.
     public static func copySucceededBuilds(
-        _ c: PGConnection, from sourceID: Int, to target: ForkTarget
+        _ c: PGConnection,
+        from sourceID: Int,
+        to target: ForkTarget
     ) throws -> [String: [String: String]] {
         let builds = try c.query(
             """
@@ -280,10 +322,13 @@ public enum ProjectStore {
             let packageName: String = try build.decode("package_name")
             guard
                 let targetPackage = try c.value(
-                    "SELECT id FROM packages WHERE project_id = \(target.projectID) AND name = \(packageName)", as: Int.self
+                    "SELECT id FROM packages WHERE project_id = \(target.projectID) AND name = \(packageName)",
+                    as: Int.self
                 )
             else { continue }
-            if try c.exists("SELECT 1 FROM builds WHERE project_id = \(target.projectID) AND forked_from_id = \(sourceBuild)") {
+            if try c.exists(
+                "SELECT 1 FROM builds WHERE project_id = \(target.projectID) AND forked_from_id = \(sourceBuild)"
+            ) {
                 continue
             }
             let chroots = try c.query(
@@ -292,8 +337,13 @@ public enum ProjectStore {
                 FROM build_chroots bc JOIN project_chroots pc ON pc.mock_chroot_id = bc.mock_chroot_id AND pc.project_id = \(target.projectID)
                 WHERE bc.build_id = \(sourceBuild) AND bc.state = 'succeeded' AND bc.result_dir IS NOT NULL ORDER BY bc.name
                 """
-            ).rows.map { (mockChrootID: try $0.decode("mock_chroot_id", as: Int.self), name: try $0.decode("name", as: String.self),
-                          resultDir: try $0.decode("result_dir", as: String.self)) }
+            ).rows.map {
+                (
+                    mockChrootID: try $0.decode("mock_chroot_id", as: Int.self),
+                    name: try $0.decode("name", as: String.self),
+                    resultDir: try $0.decode("result_dir", as: String.self)
+                )
+            }
             guard !chroots.isEmpty else { continue }
             guard
                 let newID = try c.value(

@@ -57,7 +57,13 @@ public enum UserStore {
 
     /// Replaces the user's API login and token (stored as its SHA-256) and sets the token to expire in `days` days.
     /// Returns the expiration date (`YYYY-MM-DD`), or nil if there is no such user.
-    public static func storeToken(_ c: PGConnection, userID: Int, login: String, tokenSHA256: String, days: Int) throws -> String? {
+    public static func storeToken(
+        _ c: PGConnection,
+        userID: Int,
+        login: String,
+        tokenSHA256: String,
+        days: Int
+    ) throws -> String? {
         try c.value(
             """
             UPDATE users SET api_login = \(login), api_token_sha256 = \(tokenSHA256),
@@ -69,7 +75,13 @@ public enum UserStore {
     }
 
     /// Creates a user (with a login no token matches yet); nil if the name is taken.
-    public static func create(_ c: PGConnection, name: String, email: String?, isAdmin: Bool, apiLogin: String) throws -> Int? {
+    public static func create(
+        _ c: PGConnection,
+        name: String,
+        email: String?,
+        isAdmin: Bool,
+        apiLogin: String
+    ) throws -> Int? {
         try c.value(
             """
             INSERT INTO users (name, email, is_admin, api_login) VALUES (\(name), \(email), \(isAdmin), \(apiLogin))

@@ -1,6 +1,7 @@
 internal import Synchronization
 
-/// Coalesces concurrent point lookups by integer key into one query per batch (decision 0007).
+/// Coalesces concurrent point lookups by key (a build id, an owner/project pair) into one query per batch
+/// (decision 0007).
 ///
 /// Under load many callers ask for single rows at once (`GET /api_3/build/ID`, which copr-cli polls while
 /// watching builds). Each lookup alone costs a round trip: a hop to a connection's queue, a statement, a
@@ -14,11 +15,11 @@ internal import Synchronization
 /// - Bounded: at most `maxPending` queued keys; more are refused at once with `.poolExhausted`.
 /// - `completion` is called exactly once per lookup, on a connection's queue (or the caller's thread for a
 ///   refusal). It must not block.
-public final class PGLookupBatcher<Value: Sendable>: Sendable {
+public final class PGLookupBatcher<Key: Hashable & Sendable, Value: Sendable>: Sendable {
     public typealias Completion = @Sendable (Result<Value?, any Error>) -> Void
 
     private struct Pending {
-        let key: Int
+        let key: Key
         let completion: Completion
     }
 
@@ -33,7 +34,7 @@ public final class PGLookupBatcher<Value: Sendable>: Sendable {
     private let maxBatch: Int
     private let maxInFlight: Int
     private let maxPending: Int
-    private let fetch: @Sendable (PGConnection, [Int]) throws -> [Int: Value]
+    private let fetch: @Sendable (PGConnection, [Key]) throws -> [Key: Value]
     private let state = Mutex(State())
 
     public init(
@@ -41,7 +42,7 @@ public final class PGLookupBatcher<Value: Sendable>: Sendable {
         maxBatch: Int = 128,
         maxInFlight: Int = 2,
         maxPending: Int = 4096,
-        fetch: @escaping @Sendable (PGConnection, [Int]) throws -> [Int: Value]
+        fetch: @escaping @Sendable (PGConnection, [Key]) throws -> [Key: Value]
     ) {
         precondition(maxBatch > 0 && maxInFlight > 0 && maxPending > 0)
         self.pool = pool
@@ -51,7 +52,7 @@ public final class PGLookupBatcher<Value: Sendable>: Sendable {
         self.fetch = fetch
     }
 
-    public func lookup(_ key: Int, completion: @escaping Completion) {
+    public func lookup(_ key: Key, completion: @escaping Completion) {
         let decision = self.state.withLock { state -> Decision in
             guard state.pending.count < self.maxPending else { return .refuse }
             state.pending.append(Pending(key: key, completion: completion))
@@ -111,11 +112,11 @@ public final class PGLookupBatcher<Value: Sendable>: Sendable {
 
     /// Answers every caller of `batch`; false if the statement failed.
     private func serve(_ batch: [Pending], on connection: PGConnection) -> Bool {
-        var keys: [Int] = []
+        var keys: [Key] = []
         keys.reserveCapacity(batch.count)
-        var seen = Set<Int>()
+        var seen = Set<Key>()
         for p in batch where seen.insert(p.key).inserted { keys.append(p.key) }
-        let result: Result<[Int: Value], any Error>
+        let result: Result<[Key: Value], any Error>
         do {
             result = .success(try self.fetch(connection, keys))
         } catch {

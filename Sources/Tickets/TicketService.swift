@@ -209,31 +209,10 @@ final class TicketCore: Sendable {
         try await database.transaction { c in
             try c.execute(TicketSchema.lock)
             for pool in pools {
-                try c.execute(
-                    """
-                    INSERT INTO pools (name, tags, max, max_prealloc, release_command, release_timeout, active,
-                        updated_at)
-                    VALUES (\(pool.name), string_to_array(\(pool.tags.joined(separator: " ")), ' '), \(pool.max)::int, \(pool.maxPrealloc)::int, \(pool.releaseCommand), \(pool.releaseTimeout)::int, true, now())
-                    ON CONFLICT (name) DO UPDATE SET tags = EXCLUDED.tags, max = EXCLUDED.max,
-                        max_prealloc = EXCLUDED.max_prealloc, release_command = EXCLUDED.release_command,
-                        release_timeout = EXCLUDED.release_timeout, active = true, updated_at = now()
-                    """
-                )
+                try TicketStore.upsertPool(c, pool)
             }
-            try c.execute(
-                """
-                UPDATE pools SET active = false, updated_at = now()
-                WHERE active AND NOT (name = ANY (string_to_array(\(pools.map(\.name).joined(separator: " ")), ' ')))
-                """
-            )
-            var retired: [String: RetiredPool] = [:]
-            for row in try c.query("SELECT name, release_command, release_timeout FROM pools WHERE NOT active").rows {
-                retired[try row.string("name")] = RetiredPool(
-                    releaseCommand: row.optionalString("release_command"),
-                    releaseTimeout: try row.int("release_timeout")
-                )
-            }
-            return retired
+            try TicketStore.deactivatePools(c, except: pools.map(\.name))
+            return try TicketStore.inactivePools(c)
         }
     }
 
@@ -336,7 +315,10 @@ final class TicketCore: Sendable {
                 },
                 now: now
             )
-            planner.recentlyBroken = try TicketStore.recentlyBrokenStaticHosts(c, within: Planner.brokenQuarantineSeconds)
+            planner.recentlyBroken = try TicketStore.recentlyBrokenStaticHosts(
+                c,
+                within: Planner.brokenQuarantineSeconds
+            )
             let plan = planner.plan(resources: resources, tickets: tickets, running: running)
             for id in plan.orphanedAllocations {
                 try TicketStore.abandonAllocation(c, resource: id, reason: "allocation interrupted")
@@ -433,23 +415,11 @@ final class TicketCore: Sendable {
             return true
         }
         guard isDue else { return }
-        let retention = String(self.options.historyRetentionSeconds)
+        let retention = self.options.historyRetentionSeconds
         do {
             try await self.database.transaction { c in
                 try c.execute(TicketSchema.lock)
-                try c.execute(
-                    """
-                    DELETE FROM tickets
-                    WHERE state = 'closed' AND closed_at < now() - make_interval(secs => \(retention)::float8)
-                    """
-                )
-                try c.execute(
-                    """
-                    DELETE FROM resources r
-                    WHERE r.state = 'deleted' AND r.deleted_at < now() - make_interval(secs => \(retention)::float8)
-                        AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.resource_id = r.id)
-                    """
-                )
+                try TicketStore.pruneHistory(c, retentionSeconds: retention)
             }
         } catch {
             self.logger.warning("pruning ticket history failed", metadata: ["error": "\(error)"])
@@ -528,13 +498,7 @@ final class TicketCore: Sendable {
         if let data {
             let text = data.jsonText
             let stored = await self.persist(row) { c in
-                try c.execute(
-                    """
-                    UPDATE resources SET state = 'ready', data = \(text), ready_at = now(), idle_since = now(),
-                        last_check_at = now()
-                    WHERE id = \(row.id) AND state = 'allocating'
-                    """
-                ) == 1
+                try TicketStore.markReady(c, resource: row.id, data: text)
             }
             if stored == true {
                 self.state.withLock { _ = $0.backoff.removeValue(forKey: row.pool) }
@@ -585,21 +549,13 @@ final class TicketCore: Sendable {
             guard outcome.isSuccess else {
                 self.logHookFailure("release hook failed; will retry", row, outcome)
                 _ = await self.persist(row) { c in
-                    try c.execute(
-                        """
-                        UPDATE resources SET release_attempts = release_attempts + 1,
-                            next_release_at = now() + make_interval(secs => least(600, 5 * power(2, release_attempts)))
-                        WHERE id = \(row.id) AND state = 'releasing'
-                        """
-                    )
+                    try TicketStore.postponeRelease(c, resource: row.id)
                 }
                 return
             }
         }
         let deleted = await self.persist(row) { c in
-            try c.execute(
-                "UPDATE resources SET state = 'deleted', deleted_at = now() WHERE id = \(row.id) AND state = 'releasing'"
-            ) == 1
+            try TicketStore.markDeleted(c, resource: row.id)
         }
         if deleted == true {
             self.logger.info("resource released", metadata: self.metadata(row))
@@ -620,31 +576,17 @@ final class TicketCore: Sendable {
         }
         if outcome.isSuccess {
             _ = await self.persist(row) { c in
-                try c.execute(
-                    "UPDATE resources SET last_check_at = now(), check_failures = 0 WHERE id = \(row.id) AND state = 'ready'"
-                )
+                try TicketStore.recordCheckPassed(c, resource: row.id)
             }
             return
         }
         self.logHookFailure("health check failed", row, outcome)
         let maxFailures = pool.checkMaxFailures
         let retired = await self.persist(row) { c -> Bool in
-            let failures = try c.query(
-                """
-                UPDATE resources SET last_check_at = now(), check_failures = check_failures + 1
-                WHERE id = \(row.id) AND state = 'ready' RETURNING check_failures
-                """
-            ).first.map { try $0.int("check_failures") }
+            let failures = try TicketStore.recordCheckFailed(c, resource: row.id)
             guard let failures, failures >= maxFailures else { return false }
             // A resource that got a ticket meanwhile stays: its worker notices a broken machine itself.
-            return try c.execute(
-                """
-                UPDATE resources SET state = 'releasing', release_reason = 'health check failed',
-                    next_release_at = now()
-                WHERE id = \(row.id) AND state = 'ready'
-                    AND NOT EXISTS (SELECT 1 FROM tickets WHERE resource_id = \(row.id) AND state = 'open')
-                """
-            ) == 1
+            return try TicketStore.retireUnassigned(c, resource: row.id, reason: "health check failed")
         }
         if retired == true {
             self.logger.notice("retired a resource that failed its health check", metadata: self.metadata(row))
@@ -694,23 +636,13 @@ final class TicketCore: Sendable {
         let tagText = tags.sorted().joined(separator: " ")
         let id = try await self.database.transaction { c -> Int64 in
             try c.execute(TicketSchema.lock)
-            if let existing = try c.query(
-                "SELECT id, array_to_string(tags, ' ') AS tags, sandbox FROM tickets WHERE owner = \(owner) AND state = 'open'"
-            ).first {
-                guard Set(TicketStore.words(try existing.string("tags"))) == tags,
-                    try existing.string("sandbox") == sandbox
-                else {
+            if let existing = try TicketStore.openTicket(c, owner: owner) {
+                guard existing.tags == tags, existing.sandbox == sandbox else {
                     throw TicketError(code: .ownerHasOpenTicket, message: "the owner has an open ticket already")
                 }
-                return Int64(try existing.int("id"))
+                return existing.id
             }
-            let row = try c.query(
-                """
-                INSERT INTO tickets (tags, sandbox, owner, state)
-                VALUES (string_to_array(\(tagText), ' '), \(sandbox), \(owner), 'open') RETURNING id
-                """
-            )
-            return Int64(try row.first.map { try $0.int("id") } ?? 0)
+            return try TicketStore.insertTicket(c, tags: tags.sorted(), sandbox: sandbox, owner: owner)
         }
         self.logger.debug("opened ticket", metadata: ["ticket.id": "\(id)", "ticket.tags": "\(tagText)"])
         self.wake()
@@ -751,12 +683,7 @@ final class TicketCore: Sendable {
 
     private func markDelivered(ticket: Int64, resource: Int64) async throws -> Bool {
         try await self.database.withConnection { c in
-            try c.execute(
-                """
-                UPDATE tickets SET delivered_at = coalesce(delivered_at, now())
-                WHERE id = \(ticket) AND state = 'open' AND resource_id = \(resource)
-                """
-            ) == 1
+            try TicketStore.markDelivered(c, ticket: ticket, resource: resource)
         }
     }
 
@@ -779,35 +706,22 @@ final class TicketCore: Sendable {
         try self.checkRunning()
         let resource = try await self.database.transaction { c -> Int64? in
             try c.execute(TicketSchema.lock)
-            guard
-                let row = try c.query(
-                    "SELECT state, resource_id, delivered_at IS NOT NULL AS delivered FROM tickets WHERE id = \(ticket)"
-                ).first
-            else {
+            guard let row = try TicketStore.ticketAssignment(c, id: ticket) else {
                 throw TicketError(code: .unknownTicket, message: "no ticket \(ticket)")
             }
-            guard try row.string("state") == "open" else { return nil }
-            try c.execute("UPDATE tickets SET state = 'closed', closed_at = now() WHERE id = \(ticket)")
-            guard let resource = try row.optionalInt("resource_id") else { return nil }
-            let id = String(resource)
-            switch (disposition, try row.bool("delivered")) {
+            guard row.isOpen else { return nil }
+            try TicketStore.closeTicket(c, id: ticket)
+            guard let resource = row.resourceID else { return nil }
+            switch (disposition, row.isDelivered) {
             case (.release, _):
-                try TicketStore.retire(c, resource: Int64(resource), reason: "ticket closed without reuse")
+                try TicketStore.retire(c, resource: resource, reason: "ticket closed without reuse")
             case (.reusable, _), (.cancelled, true):
-                try c.execute("UPDATE resources SET idle_since = now() WHERE id = \(id) AND state = 'ready'")
+                try TicketStore.markIdle(c, resource: resource)
             case (.cancelled, false):
                 // Never handed out: undo the assignment's use of the resource.
-                try c.execute(
-                    """
-                    UPDATE resources SET use_count = use_count - 1,
-                        sandbox = CASE WHEN use_count <= 1 THEN NULL ELSE sandbox END,
-                        first_used_at = CASE WHEN use_count <= 1 THEN NULL ELSE first_used_at END,
-                        idle_since = now()
-                    WHERE id = \(id) AND state = 'ready' AND use_count > 0
-                    """
-                )
+                try TicketStore.undoAssignment(c, resource: resource)
             }
-            return Int64(resource)
+            return resource
         }
         var metadata: Logger.Metadata = ["ticket.id": "\(ticket)"]
         if let resource { metadata["resource.id"] = "\(resource)" }
@@ -831,19 +745,8 @@ final class TicketCore: Sendable {
         try self.checkRunning()
         let closed = try await self.database.transaction { c -> [Int64]? in
             try c.execute(TicketSchema.lock)
-            let retired = try c.execute(
-                """
-                UPDATE resources SET state = 'releasing', release_reason = 'reported broken', next_release_at = now()
-                WHERE id = \(resource.id) AND name = \(resource.name) AND state = 'ready'
-                """
-            )
-            guard retired == 1 else { return nil }
-            return try c.query(
-                """
-                UPDATE tickets SET state = 'closed', closed_at = now()
-                WHERE resource_id = \(resource.id) AND state = 'open' RETURNING id
-                """
-            ).rows.map { Int64(try $0.int("id")) }
+            guard try TicketStore.retireBroken(c, resource: resource.id, name: resource.name) else { return nil }
+            return try TicketStore.closeTickets(c, holding: resource.id)
         }
         var metadata: Logger.Metadata = ["resource.id": "\(resource.id)", "resource.name": "\(resource.name)"]
         guard let closed else {

@@ -19,6 +19,75 @@ struct InternalAPITests {
         return try #require(r.json?["id"] as? Int)
     }
 
+    /// The Backend's one channel: tasks, cancel requests and actions in one answer; held while nothing changed;
+    /// a cancel wakes a held poll at once.
+    @Test func pollCarriesTasksCancelsAndActionsAndWakesOnChange() async throws {
+        let h = try await FrontendHarness()
+        let u = try await h.makeUser("pam")
+        #expect(try await h.send("POST", "/api_3/project/add/pam", json: #"{"name": "p", "chroots": ["fedora-39-x86_64"]}"#, auth: u).status == 200)
+        let id = try await upload(h, u, project: "p", name: "pollme")
+        let task = "\(id)-fedora-39-x86_64"
+        #expect(try await h.get("/backend/poll").status == 401)
+
+        var r = try await curl(["-H", secret, "\(h.url)/backend/poll"])
+        #expect(r.status == 200, "\(r.body)")
+        #expect((r.json?["tasks"] as? [[String: Any]])?.compactMap { $0["task_id"] as? String } == [task])
+        #expect((r.json?["tasks"] as? [[String: Any]])?.first?["type"] as? String == "rpm")
+        #expect((r.json?["cancels"] as? [Any])?.isEmpty == true)
+        let first = try #require(r.json?["generation"] as? String)
+
+        // Nothing changes: held for the whole wait, same answer.
+        let clock = ContinuousClock()
+        var started = clock.now
+        r = try await curl(["-H", secret, "\(h.url)/backend/poll?after=\(first)&wait=1"])
+        #expect(clock.now - started >= .milliseconds(900))
+        #expect(r.json?["generation"] as? String == first)
+        // A token of another frontend process (or a restarted one) is answered at once.
+        started = clock.now
+        r = try await curl(["-H", secret, "\(h.url)/backend/poll?after=0.0&wait=10"])
+        #expect(clock.now - started < .seconds(2))
+
+        // The worker claims the task; a poll held meanwhile wakes when the user cancels, and lists the cancel.
+        r = try await h.send("POST", "/backend/claim", json: #"{"task_id": "\#(task)", "worker_id": "w1"}"#, headers: [secret])
+        #expect(r.json?["claimed"] as? Bool == true)
+        #expect((r.json?["task"] as? [String: Any])?["package_name"] as? String == "pollme")
+        r = try await curl(["-H", secret, "\(h.url)/backend/poll"])
+        let held = try #require(r.json?["generation"] as? String)
+        let url = "\(h.url)/backend/poll?after=\(held)&wait=20"
+        let header = secret
+        let poll = Task { () -> (CurlResponse, ContinuousClock.Instant) in
+            let answer = try await curl(["-H", header, url])
+            return (answer, ContinuousClock().now)
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        let canceledAt = clock.now
+        #expect(try await h.send("POST", "/api_3/build/cancel/\(id)", auth: u).status == 200)
+        let (woke, answeredAt) = try await poll.value
+        #expect(answeredAt - canceledAt < .seconds(1), "the held poll answered \(answeredAt - canceledAt) after the cancel")
+        #expect(woke.json?["cancels"] as? [String] == [task])
+        #expect((woke.json?["tasks"] as? [Any])?.isEmpty == true)
+        r = try await h.send("POST", "/backend/cancel-request-done", json: #"{"task_id": "\#(task)"}"#, headers: [secret])
+        #expect(r.json?["removed"] as? Bool == true)
+
+        // Deleting the project queues a typed delete action in the next answer.
+        #expect(try await h.send("POST", "/api_3/project/delete/pam/p", auth: u).status == 200)
+        r = try await curl(["-H", secret, "\(h.url)/backend/poll"])
+        let action = try #require((r.json?["actions"] as? [[String: Any]])?.first)
+        #expect(action["action_type"] as? String == "delete")
+        #expect((action["data"] as? [String: Any])?["object_type"] as? String == "copr")
+        #expect((action["data"] as? [String: Any])?["projectname"] as? String == "p")
+
+        // Malformed wire messages are refused with the field named, and change nothing.
+        r = try await h.send("POST", "/backend/claim", json: #"{"task_id": "x-", "worker_id": "w1"}"#, headers: [secret])
+        #expect(r.status == 400)
+        #expect((r.json?["error"] as? String)?.contains("task_id") == true, "\(r.body)")
+        r = try await h.send("POST", "/backend/update", json: #"{"update_id": "u", "task_id": "\#(task)", "state": 5}"#, headers: [secret])
+        #expect(r.status == 400)
+        #expect((r.json?["error"] as? String)?.contains("state") == true, "\(r.body)")
+        #expect(try await h.count("SELECT count(*) FROM backend_updates WHERE update_id = 'u'") == 0)
+        await h.stop()
+    }
+
     @Test func claimUpdateAndIdempotency() async throws {
         let h = try await FrontendHarness()
         let u = try await h.makeUser("kim")

@@ -13,7 +13,7 @@ import Testing
         }
     }
 
-    func lookup(_ batcher: PGLookupBatcher<String>, _ key: Int) async -> Result<String?, any Error> {
+    func lookup(_ batcher: PGLookupBatcher<Int, String>, _ key: Int) async -> Result<String?, any Error> {
         await withCheckedContinuation { continuation in
             batcher.lookup(key) { continuation.resume(returning: $0) }
         }
@@ -25,7 +25,7 @@ import Testing
         try await table(pool, rows: 100)
         let statements = Mutex(0)
         let batchSizes = Collector<Int>()
-        let batcher = PGLookupBatcher<String>(pool: pool, maxBatch: 64, maxInFlight: 2) { c, ids in
+        let batcher = PGLookupBatcher<Int, String>(pool: pool, maxBatch: 64, maxInFlight: 2) { c, ids in
             statements.withLock { $0 += 1 }
             batchSizes.append(ids.count)
             #expect(Set(ids).count == ids.count, "keys of a batch are distinct")
@@ -63,7 +63,7 @@ import Testing
         let pool = try await makePool(size: 2)
         defer { pool.close() }
         try await table(pool, rows: 10)
-        let batcher = PGLookupBatcher<String>(pool: pool) { c, ids in
+        let batcher = PGLookupBatcher<Int, String>(pool: pool) { c, ids in
             // Key 666 makes the statement fail (division by zero in PostgreSQL).
             let divisor = ids.contains(666) ? "0" : "1"
             var out: [Int: String] = [:]
@@ -83,7 +83,7 @@ import Testing
         try await table(pool, rows: 5)
         let gate = DispatchSemaphore(value: 0)
         let entered = DispatchSemaphore(value: 0)
-        let batcher = PGLookupBatcher<String>(pool: pool, maxBatch: 8, maxInFlight: 1, maxPending: 4) { _, ids in
+        let batcher = PGLookupBatcher<Int, String>(pool: pool, maxBatch: 8, maxInFlight: 1, maxPending: 4) { _, ids in
             if ids.contains(1) {
                 entered.signal()
                 gate.wait()  // holds the only runner while the queue fills

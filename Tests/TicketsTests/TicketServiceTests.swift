@@ -448,7 +448,7 @@ struct TicketServiceTests {
         }
         let states = try await withDatabase(conninfo) { c in
             try c.query("SELECT name, state FROM resources ORDER BY id").rows.map {
-                "\(try $0.string("name"))=\(try $0.string("state"))"
+                "\(try $0.decode("name", as: String.self))=\(try $0.decode("state", as: String.self))"
             }
         }
         #expect(states == ["\(r1.name)=deleted", "\(r2.name)=ready", "\(stuck)=allocating"])
@@ -492,7 +492,7 @@ struct TicketServiceTests {
         do {
             _ = try await withDatabase(conninfo) { c in
                 try c.execute(
-                    "UPDATE tickets SET resource_id = \(String(resource.id)), assigned_at = now() WHERE id = \(String(t2.rawValue))"
+                    "UPDATE tickets SET resource_id = \(resource.id), assigned_at = now() WHERE id = \(t2.rawValue)"
                 )
             }
             Issue.record("double lease accepted")
@@ -560,6 +560,48 @@ struct TicketServiceTests {
         #expect(try await eventually { try await second.liveResources().allSatisfy { $0.pool == "cloud" } })
         #expect(scripts.calls("release").contains { $0.contains(" old ") })
         await second.shutdown()
+    }
+
+    @Test("closed tickets and deleted resources are pruned once older than the retention time")
+    func historyPruning() async throws {
+        let conninfo = try await PostgresFixture.makeDatabaseAsync()
+        let pool = PoolConfig(name: "p", tags: ["a"], max: 1, staticHosts: [ResourceData(host: "h")])
+        let first = try await makeService(conninfo, [pool])
+        let t1 = try await first.open(tags: ["a"], sandbox: "s", owner: "o1")
+        _ = try await first.wait(t1)
+        try await first.close(t1, reusable: false)
+        let t2 = try await first.open(tags: ["a"], sandbox: "s", owner: "o2")
+        _ = try await first.wait(t2)  // the host's first resource was deleted before its second one was added
+        await first.shutdown()
+        let history: @Sendable (PGConnection) throws -> [String] = { c in
+            let tickets = try c.query("SELECT id, state FROM tickets ORDER BY id").rows.map {
+                "ticket \(try $0.decode("id", as: Int64.self)) \(try $0.decode("state", as: String.self))"
+            }
+            let resources = try c.query("SELECT state FROM resources ORDER BY id").rows.map {
+                "resource \(try $0.decode("state", as: String.self))"
+            }
+            return tickets + resources
+        }
+        let before = try await withDatabase(conninfo, history)
+        #expect(before == ["ticket \(t1) closed", "ticket \(t2) open", "resource deleted", "resource ready"])
+
+        // The first manager pass of a service prunes: within the retention time nothing goes.
+        func restart(retentionSeconds: Int) async throws {
+            var options = testOptions
+            options.historyRetentionSeconds = retentionSeconds
+            let service = try await TicketService(
+                conninfo: conninfo,
+                pools: [pool],
+                options: options,
+                logger: testLogger
+            )
+            await service.shutdown()
+        }
+        try await restart(retentionSeconds: 3600)
+        #expect(try await withDatabase(conninfo, history) == before)
+        try await Task.sleep(for: .milliseconds(20))
+        try await restart(retentionSeconds: 0)
+        #expect(try await withDatabase(conninfo, history) == ["ticket \(t2) open", "resource ready"])
     }
 
     @Test("invalid pool configurations are refused")
