@@ -130,6 +130,12 @@ let package = Package(
         ),
         /** gpgme: Keygen's keyring (generate, export, prolong keys; reference signing). */
         .target(name: "GPG", dependencies: ["CGPGME", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        /** Service plumbing: config loading and validation, logging, bearer secrets, a retrying JSON client. */
+        .target(
+            name: "ServiceKit",
+            dependencies: ["HTTPClient", "LibCrypto", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Services (thin @main + the service's own code)
         /** koper-frontend: API v3, .repo files, uploads, internal /backend/ API, admin CLI. */
@@ -137,9 +143,10 @@ let package = Package(
             name: "Frontend",
             dependencies: [
                 "HTTPCore", "HTTPServer", "HTTPClient", "Postgres", "LibCrypto", "CoprModel", "RPM", "KoperJSON",
-                "KoperProtocol", "KoperStore",
+                "KoperProtocol", "KoperStore", "ServiceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -176,6 +183,7 @@ let package = Package(
             name: "Keygen",
             dependencies: [
                 "GPG", "HTTPCore", "HTTPServer", "KoperJSON", "LibCrypto", "CoprModel", "RPMSign", "AtomicFile",
+                "ServiceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -206,7 +214,7 @@ let package = Package(
         .testTarget(
             name: "KeygenTests",
             dependencies: [
-                "Keygen", "GPG", "HTTPCore", "HTTPServer", "KoperJSON", "TestSupport",
+                "Keygen", "GPG", "HTTPCore", "HTTPServer", "KoperJSON", "ServiceKit", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]
@@ -228,8 +236,29 @@ let package = Package(
         ),
         .testTarget(name: "GPGTests", dependencies: ["GPG", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPCore", "TestSupport"]),
+        .testTarget(
+            name: "ServiceKitTests",
+            dependencies: [
+                "ServiceKit", "HTTPClient", "HTTPServer", "HTTPCore", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport", "KoperJSON"]),
-        .testTarget(name: "FrontendTests", dependencies: ["Frontend", "TestSupport", "HTTPCore", "Postgres", "KoperJSON", "CoprModel", "LibCrypto"]),
+        .testTarget(
+            name: "FrontendTests",
+            dependencies: [
+                "Frontend", "TestSupport", "HTTPCore", "Postgres", "KoperJSON", "CoprModel", "LibCrypto", "KoperStore", "KoperProtocol",
+            ]
+        ),
+        /** The Backend against a real koper-frontend and koper-builder, with builders reached through a local transport. */
+        .testTarget(
+            name: "BackendTests",
+            dependencies: [
+                "Backend", "KoperProtocol", "KoperJSON", "CoprModel", "Tickets", "Postgres", "HTTPClient", "RepoPublisher",
+                "TestSupport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -60,7 +60,8 @@ struct Serve: AsyncParsableCommand {
         }
         let context = BackendContext(
             config: config, frontend: frontend, keygen: keygen, publisher: RepoPublisher(logger: logger), tickets: tickets,
-            jobs: try JobStore(directory: config.jobsDir), workerID: try Self.workerID(config), logger: logger
+            jobs: try JobStore(directory: config.jobsDir), transport: SSHBuilderTransport(privateKeyPath: config.sshPrivateKey),
+            workerID: try Self.workerID(config), logger: logger
         )
         let server = Server(
             configuration: HTTPServerConfiguration(host: config.listenHost, port: config.listenPort, temporaryDirectory: config.stateDir),

@@ -7,7 +7,6 @@ import KoperProtocol
 import Logging
 import RPMSign
 import RepoPublisher
-import SSH
 import Tickets
 
 #if canImport(Glibc)
@@ -22,6 +21,8 @@ struct BackendContext: Sendable {
     let publisher: RepoPublisher
     let tickets: TicketService
     let jobs: JobStore
+    /// How workers reach leased builders (SSH in production).
+    let transport: any BuilderTransport
     let workerID: String
     let logger: Logger
 }
@@ -60,14 +61,17 @@ struct Worker: Sendable {
             } catch let lost as BuilderLost {
                 self.logger.warning("builder lost; retrying elsewhere", metadata: ["reason": "\(lost)", "attempt": "\(record.attempt)"])
                 self.appendBackendLog("builder lost on attempt \(record.attempt): \(lost)")
+                if let t = record.ticket {
+                    // The lost attempt's lease must not hold the builder (a no-op if markBroken closed it already),
+                    // also when this was the last attempt.
+                    try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false)
+                }
                 if record.attempt >= self.config.maxAttempts {
+                    self.appendBackendLog("giving up after \(record.attempt) attempt(s)")
+                    await self.finishBackendLog()
                     await self.report(state: .failed, packages: nil, srpm: nil, record: record)
                     self.context.jobs.remove(record.taskID)
                     return
-                }
-                if let t = record.ticket {
-                    // The lost attempt's lease must not hold the builder (a no-op if markBroken closed it already).
-                    try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false)
                 }
                 record.attempt += 1
                 record.phase = .leasing
@@ -81,6 +85,7 @@ struct Worker: Sendable {
                     await self.cleanUpCanceled(record)
                     return
                 }
+                await self.finishBackendLog()
                 await self.report(state: .failed, packages: nil, srpm: nil, record: record)
                 if let t = record.ticket { try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false) }
                 self.context.jobs.remove(record.taskID)
@@ -111,9 +116,9 @@ struct Worker: Sendable {
         try Task.checkCancellation()
 
         // 2. Start (or find) the build on it.
-        let ssh: SSHSession
+        let ssh: any BuilderConnection
         do {
-            ssh = try await SSHSession.connect(self.target(resource), logger: self.logger)
+            ssh = try await self.context.transport.connect(resource, logger: self.logger)
         } catch {
             try? await self.context.tickets.markBroken(resource)
             record.ticket = nil
@@ -158,14 +163,7 @@ struct Worker: Sendable {
         self.context.jobs.remove(record.taskID)
     }
 
-    func target(_ r: Resource) -> SSHTarget {
-        SSHTarget(
-            host: r.data.host, port: r.data.port, user: r.data.user, hostPublicKeyPath: r.data.hostPublicKey ?? "",
-            privateKeyPath: self.config.sshPrivateKey, connectTimeout: .seconds(10), keepaliveInterval: .seconds(5)
-        )
-    }
-
-    func startBuild(_ ssh: SSHSession, remoteDir: String) async throws {
+    func startBuild(_ ssh: any BuilderConnection, remoteDir: String) async throws {
         let dir = shellQuote(remoteDir)
         let mk = try await ssh.run("mkdir -p \(dir)/output", timeout: .seconds(30))
         guard mk.exitStatus == 0 else { throw BuilderLost(description: "cannot create the work directory") }
@@ -184,7 +182,7 @@ struct Worker: Sendable {
     }
 
     /// Polls the builder once a second until `output/status` exists; returns the builder's exit status.
-    func watch(_ ssh: SSHSession, remoteDir: String, resource: Resource) async throws -> Int {
+    func watch(_ ssh: any BuilderConnection, remoteDir: String, resource: Resource) async throws -> Int {
         let dir = shellQuote(remoteDir)
         let clock = ContinuousClock()
         let limit = min(self.task.timeoutSeconds, self.config.maxBuildTimeout)
@@ -199,12 +197,18 @@ struct Worker: Sendable {
             }
             if clock.now >= deadline {
                 await self.killRemote(ssh, dir: dir, why: "timed out after \(limit) s")
-                appendFile(liveLog, Array("\n[koper] build timed out after \(limit) seconds\n".utf8))
+                let note = "\n[koper] build timed out after \(limit) seconds\n"
+                appendFile(liveLog, Array(note.utf8))
+                // Also at the end of the builder's own copy: collect() publishes that one, and it must say why.
+                _ = try? await ssh.run("printf '%s' \(shellQuote(note)) >> \(dir)/output/builder-live.log", timeout: .seconds(30))
                 return 3
             }
             do {
                 let probe = try await ssh.run(
-                    "cat \(dir)/output/status 2>/dev/null; echo '|'; stat -c %s \(dir)/output/builder-live.log 2>/dev/null; echo '|'; kill -0 $(cat \(dir)/worker.pid) 2>/dev/null && echo alive",
+                    // A zombie is dead: on a host whose PID 1 does not reap orphans (a container without an
+                    // init), `kill -0` keeps succeeding for a builder that died.
+                    "cat \(dir)/output/status 2>/dev/null; echo '|'; stat -c %s \(dir)/output/builder-live.log 2>/dev/null; echo '|'; "
+                        + "s=$(ps -o stat= -p \"$(cat \(dir)/worker.pid 2>/dev/null)\" 2>/dev/null); case \"$s\" in ''|*Z*) ;; *) echo alive;; esac",
                     timeout: .seconds(30)
                 )
                 failures = 0
@@ -242,7 +246,7 @@ struct Worker: Sendable {
 
     /// Kills the build's process group on the builder (`setsid` made the builder its leader). Runs in a detached
     /// task: the worker's own task is cancelled by then, and the kill must still go out.
-    func killRemote(_ ssh: SSHSession, dir: String, why: String = "canceled") async {
+    func killRemote(_ ssh: any BuilderConnection, dir: String, why: String = "canceled") async {
         // The whole session, not only the process group: the builder may put rpmbuild in a group of its own.
         let command = """
             p=$(cat \(dir)/worker.pid); pkill -TERM -s "$p"; kill -TERM -- -"$p" 2>/dev/null; \
@@ -264,7 +268,7 @@ struct Worker: Sendable {
     }
 
     /// Downloads the builder's output into a private temp dir, then moves the files into the result dir.
-    func collect(_ ssh: SSHSession, remoteDir: String, status: Int) async throws -> Collected {
+    func collect(_ ssh: any BuilderConnection, remoteDir: String, status: Int) async throws -> Collected {
         let listing = try await ssh.run("ls -1 \(shellQuote(remoteDir))/output", timeout: .seconds(30))
         let names = String(decoding: listing.stdout, as: UTF8.self).split(separator: "\n").map(String.init).filter {
             isSafeComponent($0) && ($0.hasSuffix(".rpm") || $0 == "results.json" || $0.hasSuffix(".log") || $0 == "status")
@@ -349,7 +353,16 @@ struct Worker: Sendable {
     func cleanUpCanceled(_ record: JobRecord) async {
         self.appendBackendLog("canceled")
         await self.finishBackendLog()
-        if let t = record.ticket { try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false) }
+        if let t = record.ticket {
+            // On a task of its own: this one is cancelled, and the ticket service refuses cancelled callers (the
+            // lease would stay open and hold the builder for good).
+            let tickets = self.context.tickets
+            do {
+                try await Task.detached { try await tickets.close(TicketID(rawValue: t), reusable: false) }.value
+            } catch {
+                self.logger.warning("closing the canceled build's ticket failed", metadata: ["error": "\(error)"])
+            }
+        }
         self.context.jobs.remove(record.taskID)
     }
 
@@ -358,8 +371,12 @@ struct Worker: Sendable {
     func prepareLocalResultDir(fresh: Bool) throws {
         let fm = FileManager.default
         if fresh, fm.fileExists(atPath: self.localResultDir) {
-            // Never let two attempts write one result dir: the previous attempt's files go first.
-            try fm.removeItem(atPath: self.localResultDir)
+            // Never let two attempts write one result dir: the previous attempt's files go first. The backend log
+            // stays: it tells why there was another attempt.
+            for name in try fm.contentsOfDirectory(atPath: self.localResultDir)
+            where name != "backend.log" && name != "backend.log.gz" {
+                try fm.removeItem(atPath: "\(self.localResultDir)/\(name)")
+            }
         }
         try fm.createDirectory(atPath: self.localResultDir, withIntermediateDirectories: true)
     }

@@ -7,6 +7,7 @@ import KoperJSON
 import KoperStore
 import Logging
 import Postgres
+import ServiceKit
 
 /// An error a route turns into a response: JSON `{"error": …}` under /api_3 and /backend, text elsewhere.
 struct APIError: Error, Sendable {
@@ -93,13 +94,25 @@ final class FrontendApp: HTTPHandler {
     let projectReader: PGLookupBatcher<ProjectKey, ProjectRecord>
     let tasks: TaskSignal
     let http: HTTPClient
+    /// The internal API's shared secret (Backend, DistGitProxy).
+    let backendSecret: BearerSecret
+    /// Keygen, asked for a project's key at create and fork (optional).
+    let keygen: JSONServiceClient?
 
     init(config: FrontendConfig, db: PGPool, logger: Logger) {
         self.config = config
         self.db = db
         self.logger = logger
         self.tasks = TaskSignal()
-        self.http = HTTPClient(maxConcurrent: 4, logger: logger)
+        let http = HTTPClient(maxConcurrent: 4, logger: logger)
+        self.http = http
+        self.backendSecret = BearerSecret(config.backendSecret)
+        self.keygen = config.keygenURL.map { url in
+            JSONServiceClient(
+                name: "keygen", baseURL: url, secret: config.keygenSecret.map(BearerSecret.init), http: http,
+                timeout: .seconds(30), maxResponseBytes: 64 << 10, logger: logger
+            )
+        }
         var r = Router<RouteHandler>()
         Routes.register(&r)
         self.router = r
@@ -262,28 +275,26 @@ extension FrontendApp {
     /// Asks Keygen to make (or find) the project's signing key, so it is ready when the first build ends
     /// (Copr #3050). Best effort: the Backend ensures the key again before it signs anything.
     func ensureKey(owner: String, project: String) async {
-        guard let url = self.config.keygenURL, let secret = self.config.keygenSecret else { return }
-        let body: JSON = ["owner": .string(owner), "project": .string(project)]
+        guard let keygen = self.keygen else { return }
+        struct Ensure: Encodable {
+            let owner: String
+            let project: String
+        }
+        struct Ensured: Decodable {}
         do {
-            let r = try await self.http.request(
-                method: "POST",
-                url: url + "/keys/ensure",
-                headers: [("Authorization", "Bearer \(secret)"), ("Content-Type", "application/json")],
-                body: body.serialized(),
-                timeout: .seconds(30),
-                maxResponseBytes: 64 << 10
-            )
-            if r.status != 200 {
+            _ = try await keygen.call("POST", "/keys/ensure", body: Ensure(owner: owner, project: project), as: Ensured.self)
+        } catch {
+            if error.code == .status {
                 self.logger.warning(
                     "keygen refused to make a key",
-                    metadata: ["project": "\(owner)/\(project)", "http.status": "\(r.status)"]
+                    metadata: ["project": "\(owner)/\(project)", "http.status": "\(error.status ?? 0)"]
+                )
+            } else {
+                self.logger.warning(
+                    "keygen unreachable; the backend will make the key",
+                    metadata: ["project": "\(owner)/\(project)", "error": "\(error)"]
                 )
             }
-        } catch {
-            self.logger.warning(
-                "keygen unreachable; the backend will make the key",
-                metadata: ["project": "\(owner)/\(project)", "error": "\(error)"]
-            )
         }
     }
 }

@@ -7,6 +7,7 @@ import KoperStore
 import LibCrypto
 import Logging
 import Postgres
+import ServiceKit
 
 struct ConfigOption: ParsableArguments {
     @Option(name: .long, help: "Path of frontend.json.")
@@ -16,18 +17,14 @@ struct ConfigOption: ParsableArguments {
         do {
             return try FrontendConfig.load(path: self.config)
         } catch {
-            throw ArgumentParser.ValidationError("Cannot read config \(self.config): \(error)")
+            throw ArgumentParser.ValidationError("\(error)")
         }
     }
 }
 
 enum Bootstrap {
     static func logging(_ level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        ServiceLogging.bootstrap(level: level)
     }
 
     /// A small pool for admin commands, with the schema migrated.

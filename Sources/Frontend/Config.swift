@@ -1,8 +1,9 @@
 import Foundation
 import Logging
+import ServiceKit
 
 /// `frontend.json`. Every path is absolute; every limit has a default.
-struct FrontendConfig: Codable, Sendable {
+struct FrontendConfig: Codable, Sendable, ValidatedConfig {
     var listenHost: String = "127.0.0.1"
     var listenPort: Int = 0
     /// libpq conninfo of the Koper database.
@@ -67,31 +68,55 @@ struct FrontendConfig: Codable, Sendable {
         self.resultsURL = try c.decode(String.self, forKey: .resultsURL)
         self.storageDir = try c.decode(String.self, forKey: .storageDir)
         self.backendSecret = try c.decode(String.self, forKey: .backendSecret)
-        self.listenHost = try c.decodeIfPresent(String.self, forKey: .listenHost) ?? self.listenHost
-        self.listenPort = try c.decodeIfPresent(Int.self, forKey: .listenPort) ?? self.listenPort
-        self.databasePoolSize = try c.decodeIfPresent(Int.self, forKey: .databasePoolSize) ?? self.databasePoolSize
+        self.listenHost = try c.decodeIfPresent(forKey: .listenHost, default: self.listenHost)
+        self.listenPort = try c.decodeIfPresent(forKey: .listenPort, default: self.listenPort)
+        self.databasePoolSize = try c.decodeIfPresent(forKey: .databasePoolSize, default: self.databasePoolSize)
         self.publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
-        self.maxUploadBytes = try c.decodeIfPresent(Int.self, forKey: .maxUploadBytes) ?? self.maxUploadBytes
-        self.maxJSONBytes = try c.decodeIfPresent(Int.self, forKey: .maxJSONBytes) ?? self.maxJSONBytes
-        self.maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? self.maxConnections
-        self.tokenExpirationDays = try c.decodeIfPresent(Int.self, forKey: .tokenExpirationDays) ?? self.tokenExpirationDays
-        self.defaultBuildTimeout = try c.decodeIfPresent(Int.self, forKey: .defaultBuildTimeout) ?? self.defaultBuildTimeout
-        self.maxBuildTimeout = try c.decodeIfPresent(Int.self, forKey: .maxBuildTimeout) ?? self.maxBuildTimeout
-        self.distgitImport = try c.decodeIfPresent(Bool.self, forKey: .distgitImport) ?? self.distgitImport
-        self.logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? self.logLevel
+        self.maxUploadBytes = try c.decodeIfPresent(forKey: .maxUploadBytes, default: self.maxUploadBytes)
+        self.maxJSONBytes = try c.decodeIfPresent(forKey: .maxJSONBytes, default: self.maxJSONBytes)
+        self.maxConnections = try c.decodeIfPresent(forKey: .maxConnections, default: self.maxConnections)
+        self.tokenExpirationDays = try c.decodeIfPresent(forKey: .tokenExpirationDays, default: self.tokenExpirationDays)
+        self.defaultBuildTimeout = try c.decodeIfPresent(forKey: .defaultBuildTimeout, default: self.defaultBuildTimeout)
+        self.maxBuildTimeout = try c.decodeIfPresent(forKey: .maxBuildTimeout, default: self.maxBuildTimeout)
+        self.distgitImport = try c.decodeIfPresent(forKey: .distgitImport, default: self.distgitImport)
+        self.logLevel = try c.decodeIfPresent(forKey: .logLevel, default: self.logLevel)
         self.portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
-        self.keygenURL = try c.decodeIfPresent(String.self, forKey: .keygenURL).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.keygenURL = try c.decodeIfPresent(String.self, forKey: .keygenURL).map {
+            $0.hasSuffix("/") ? String($0.dropLast()) : $0
+        }
         self.keygenSecret = try c.decodeIfPresent(String.self, forKey: .keygenSecret)
     }
 
-    static func load(path: String) throws -> FrontendConfig {
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        return try JSONDecoder().decode(FrontendConfig.self, from: data)
+    /// Reads and checks `frontend.json`; errors name the file and the field, never a value.
+    static func load(path: String) throws(ConfigError) -> FrontendConfig {
+        try ServiceConfig.load(FrontendConfig.self, path: path)
+    }
+
+    func validate() throws(ConfigError) {
+        try ConfigCheck.port(self.listenPort, "listen_port")
+        try ConfigCheck.nonEmpty(self.database, "database")
+        try ConfigCheck.range(self.databasePoolSize, 1...256, "database_pool_size")
+        try ConfigCheck.httpURL(self.resultsURL, "results_url")
+        if let url = self.publicURL { try ConfigCheck.httpURL(url, "public_url") }
+        try ConfigCheck.absolutePath(self.storageDir, "storage_dir")
+        try ConfigCheck.nonEmpty(self.backendSecret, "backend_secret")
+        try ConfigCheck.positive(self.maxUploadBytes, "max_upload_bytes")
+        try ConfigCheck.positive(self.maxJSONBytes, "max_json_bytes")
+        try ConfigCheck.positive(self.maxConnections, "max_connections")
+        try ConfigCheck.positive(self.tokenExpirationDays, "token_expiration_days")
+        try ConfigCheck.positive(self.maxBuildTimeout, "max_build_timeout")
+        try ConfigCheck.range(self.defaultBuildTimeout, 1...max(1, self.maxBuildTimeout), "default_build_timeout")
+        _ = try Logger.Level(configValue: self.logLevel)
+        if let url = self.keygenURL { try ConfigCheck.httpURL(url, "keygen_url") }
+        if (self.keygenURL == nil) != (self.keygenSecret == nil) {
+            throw ConfigError.invalid("keygen_secret", "must be set together with keygen_url")
+        }
     }
 
     var resultsBase: String { self.resultsURL.hasSuffix("/") ? String(self.resultsURL.dropLast()) : self.resultsURL }
     var uploadDir: String { self.storageDir + "/srpms" }
     var spoolDir: String { self.storageDir + "/spool" }
 
-    var logLevelValue: Logger.Level { Logger.Level(rawValue: self.logLevel) ?? .info }
+    /// `validate()` refused unknown levels already.
+    var logLevelValue: Logger.Level { (try? Logger.Level(configValue: self.logLevel)) ?? .info }
 }

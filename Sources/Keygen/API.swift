@@ -1,8 +1,8 @@
 import HTTPCore
 import HTTPServer
 import KoperJSON
-import LibCrypto
 import Logging
+import ServiceKit
 
 /// Keygen's HTTP API, for a private network. Every request needs `Authorization: Bearer SECRET`.
 ///
@@ -25,7 +25,7 @@ final class KeygenAPI: HTTPHandler {
     let service: KeyService
     let maxSignBytes: Int
     let logger: Logger
-    private let secretDigest: [UInt8]
+    private let secret: BearerSecret
     private let router: Router<Route>
 
     /// Bodies of requests without the right secret, and of every route but sign, are capped at this.
@@ -35,7 +35,7 @@ final class KeygenAPI: HTTPHandler {
         self.service = service
         self.maxSignBytes = maxSignBytes
         self.logger = logger
-        self.secretDigest = Crypto.sha256(Array(secret.utf8))
+        self.secret = BearerSecret(secret)
         var router = Router<Route>()
         router.add(["POST"], "/keys/ensure", .ensure)
         router.add(["GET", "HEAD"], "/keys/:owner/:project/pubkey.gpg", .publicKey)
@@ -44,13 +44,9 @@ final class KeygenAPI: HTTPHandler {
         self.router = router
     }
 
-    /// Constant-time comparison of SHA-256 digests, so neither the secret's bytes nor its length leak through timing.
+    /// `Authorization: Bearer SECRET`, compared in constant time (`BearerSecret`).
     func isAuthorized(_ head: HTTPRequestHead) -> Bool {
-        guard let header = head.headers["Authorization"] else { return false }
-        let prefix = "Bearer "
-        guard header.utf8.count > prefix.utf8.count, header.lowercased().hasPrefix("bearer ") else { return false }
-        let presented = Array(header.utf8.dropFirst(prefix.utf8.count))
-        return Crypto.constantTimeEquals(Crypto.sha256(presented), self.secretDigest)
+        self.secret.accepts(authorization: head.headers["Authorization"])
     }
 
     func bodyPolicy(for head: HTTPRequestHead) -> HTTPBodyPolicy {

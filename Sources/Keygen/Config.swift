@@ -1,8 +1,8 @@
-import Foundation
 import Logging
+import ServiceKit
 
 /// `keygen.json`.
-struct KeygenConfig: Codable, Sendable {
+struct KeygenConfig: Codable, Sendable, ValidatedConfig {
     var listenHost: String = "127.0.0.1"
     /// 0 picks a free port (written to `portFile`).
     var listenPort: Int = 0
@@ -60,56 +60,51 @@ struct KeygenConfig: Codable, Sendable {
         self.secret = try c.decode(String.self, forKey: .secret)
         self.gnupgHome = try c.decode(String.self, forKey: .gnupgHome)
         self.stateDir = try c.decode(String.self, forKey: .stateDir)
-        self.listenHost = try c.decodeIfPresent(String.self, forKey: .listenHost) ?? self.listenHost
-        self.listenPort = try c.decodeIfPresent(Int.self, forKey: .listenPort) ?? self.listenPort
-        self.keyType = try c.decodeIfPresent(String.self, forKey: .keyType) ?? self.keyType
-        self.keyExpiryDays = try c.decodeIfPresent(Int.self, forKey: .keyExpiryDays) ?? self.keyExpiryDays
-        self.prolongBeforeDays = try c.decodeIfPresent(Int.self, forKey: .prolongBeforeDays) ?? self.prolongBeforeDays
-        self.poolSize = try c.decodeIfPresent(Int.self, forKey: .poolSize) ?? self.poolSize
-        self.signDomain = try c.decodeIfPresent(String.self, forKey: .signDomain) ?? self.signDomain
-        self.logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? self.logLevel
+        self.listenHost = try c.decodeIfPresent(forKey: .listenHost, default: self.listenHost)
+        self.listenPort = try c.decodeIfPresent(forKey: .listenPort, default: self.listenPort)
+        self.keyType = try c.decodeIfPresent(forKey: .keyType, default: self.keyType)
+        self.keyExpiryDays = try c.decodeIfPresent(forKey: .keyExpiryDays, default: self.keyExpiryDays)
+        self.prolongBeforeDays = try c.decodeIfPresent(forKey: .prolongBeforeDays, default: self.prolongBeforeDays)
+        self.poolSize = try c.decodeIfPresent(forKey: .poolSize, default: self.poolSize)
+        self.signDomain = try c.decodeIfPresent(forKey: .signDomain, default: self.signDomain)
+        self.logLevel = try c.decodeIfPresent(forKey: .logLevel, default: self.logLevel)
         self.portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
-        self.prolongCheckIntervalSeconds =
-            try c.decodeIfPresent(Int.self, forKey: .prolongCheckIntervalSeconds) ?? self.prolongCheckIntervalSeconds
-        self.maxSignBytes = try c.decodeIfPresent(Int.self, forKey: .maxSignBytes) ?? self.maxSignBytes
-        self.gpgTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .gpgTimeoutSeconds) ?? self.gpgTimeoutSeconds
+        self.prolongCheckIntervalSeconds = try c.decodeIfPresent(
+            forKey: .prolongCheckIntervalSeconds,
+            default: self.prolongCheckIntervalSeconds
+        )
+        self.maxSignBytes = try c.decodeIfPresent(forKey: .maxSignBytes, default: self.maxSignBytes)
+        self.gpgTimeoutSeconds = try c.decodeIfPresent(forKey: .gpgTimeoutSeconds, default: self.gpgTimeoutSeconds)
     }
 
-    static func load(path: String) throws -> KeygenConfig {
-        let config = try JSONDecoder().decode(KeygenConfig.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-        try config.validate()
-        return config
+    /// Reads, decodes and validates `keygen.json`; errors name the file and the field, never a value.
+    static func load(path: String) throws(ConfigError) -> KeygenConfig {
+        try ServiceConfig.load(KeygenConfig.self, path: path)
     }
 
     /// Refuses settings that would make a broken service.
-    func validate() throws(KeygenError) {
-        func fail(_ message: String) -> KeygenError { KeygenError(.badRequest, message) }
-        guard !self.secret.isEmpty else { throw fail("secret must not be empty") }
-        guard self.gnupgHome.hasPrefix("/") else { throw fail("gnupg_home must be an absolute path") }
-        guard self.stateDir.hasPrefix("/") else { throw fail("state_dir must be an absolute path") }
-        guard ["rsa2048", "rsa3072", "rsa4096"].contains(self.keyType) else {
-            throw fail("key_type must be rsa2048, rsa3072 or rsa4096")
-        }
-        guard self.keyExpiryDays >= 2, self.keyExpiryDays <= 100 * 365 else {
-            throw fail("key_expiry_days must be between 2 and 36500")
-        }
+    func validate() throws(ConfigError) {
+        try ConfigCheck.nonEmpty(self.secret, "secret")
+        try ConfigCheck.port(self.listenPort, "listen_port")
+        try ConfigCheck.absolutePath(self.gnupgHome, "gnupg_home")
+        try ConfigCheck.absolutePath(self.stateDir, "state_dir")
+        try ConfigCheck.oneOf(self.keyType, ["rsa2048", "rsa3072", "rsa4096"], "key_type")
+        try ConfigCheck.range(self.keyExpiryDays, 2...(100 * 365), "key_expiry_days")
         guard self.prolongBeforeDays >= 1, self.prolongBeforeDays < self.keyExpiryDays else {
-            throw fail("prolong_before_days must be at least 1 and less than key_expiry_days")
+            throw .invalid("prolong_before_days", "must be at least 1 and less than key_expiry_days")
         }
-        guard (0...100).contains(self.poolSize) else { throw fail("pool_size must be between 0 and 100") }
-        guard !self.signDomain.isEmpty,
-            self.signDomain.utf8.allSatisfy({ isDomainByte($0) })
-        else {
-            throw fail("sign_domain must be a host name")
+        try ConfigCheck.range(self.poolSize, 0...100, "pool_size")
+        guard !self.signDomain.isEmpty, self.signDomain.utf8.allSatisfy({ isDomainByte($0) }) else {
+            throw .invalid("sign_domain", "must be a host name")
         }
-        guard self.prolongCheckIntervalSeconds >= 1 else {
-            throw fail("prolong_check_interval_seconds must be positive")
-        }
-        guard self.maxSignBytes >= 1 else { throw fail("max_sign_bytes must be positive") }
-        guard self.gpgTimeoutSeconds >= 1 else { throw fail("gpg_timeout_seconds must be positive") }
+        _ = try Logger.Level(configValue: self.logLevel)
+        try ConfigCheck.positive(self.prolongCheckIntervalSeconds, "prolong_check_interval_seconds")
+        try ConfigCheck.positive(self.maxSignBytes, "max_sign_bytes")
+        try ConfigCheck.positive(self.gpgTimeoutSeconds, "gpg_timeout_seconds")
     }
 
-    var logLevelValue: Logger.Level { Logger.Level(rawValue: self.logLevel) ?? .info }
+    /// `log_level` as a level (`validate()` has refused unknown names).
+    var logLevelValue: Logger.Level { (try? Logger.Level(configValue: self.logLevel)) ?? .info }
     var indexPath: String { self.stateDir + "/keys.json" }
     var keyLifetime: Duration { .seconds(Int64(self.keyExpiryDays) * 86_400) }
 }

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import HTTPServer
 import Logging
+import ServiceKit
 
 @main
 struct KeygenCommand: AsyncParsableCommand {
@@ -27,13 +28,9 @@ struct Serve: AsyncParsableCommand {
         do {
             config = try KeygenConfig.load(path: self.config)
         } catch {
-            throw ValidationError("Cannot read config \(self.config): \(error)")
+            throw ValidationError("\(error)")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = config.logLevelValue
-            return handler
-        }
+        ServiceLogging.bootstrap(level: config.logLevelValue)
         let logger = Logger(label: "koper.keygen")
         let service = try KeyService(config: config, logger: logger)
         await service.start()
@@ -65,4 +62,3 @@ struct Serve: AsyncParsableCommand {
         await service.stop()
     }
 }
-

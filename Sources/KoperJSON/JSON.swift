@@ -109,8 +109,13 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
 
     public var keys: [String] { self.pairs.map(\.0) }
 
+    /// Objects are equal when they have the same members, in any order (JSON objects are unordered; the order is
+    /// kept only so output is deterministic).
     public static func == (a: JSONObject, b: JSONObject) -> Bool {
-        a.pairs.count == b.pairs.count && a.pairs.elementsEqual(b.pairs, by: { $0.0 == $1.0 && $0.1 == $1.1 })
+        guard a.pairs.count == b.pairs.count else { return false }
+        if a.pairs.elementsEqual(b.pairs, by: { $0.0 == $1.0 && $0.1 == $1.1 }) { return true }
+        for (key, value) in a.pairs where b[key] != value { return false }
+        return true
     }
 }
 

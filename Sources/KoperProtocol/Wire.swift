@@ -2,7 +2,8 @@ import Foundation
 public import KoperJSON
 
 /// The codec of the internal wire contract (decision 0008): the message types are `Codable` and travel as JSON
-/// written and read by Foundation's encoder and decoder, so one declaration fixes both sides.
+/// written and read by Foundation's encoder and decoder, so one declaration fixes both sides. Keys are written
+/// sorted, so the same message is always the same bytes (job files, `task.json`).
 public enum Wire {
     /// Messages larger than this are refused before decoding.
     public static let maxMessageBytes = 64 << 20
@@ -10,7 +11,7 @@ public enum Wire {
     public static func encode<T: Encodable>(_ value: T) throws(WireError) -> [UInt8] {
         do {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.withoutEscapingSlashes]
+            encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
             return Array(try encoder.encode(value))
         } catch {
             throw WireError("cannot encode \(T.self): \(error)")

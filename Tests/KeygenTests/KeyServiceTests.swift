@@ -1,6 +1,7 @@
 import Foundation
 import GPG
 import Logging
+import ServiceKit
 import TestSupport
 import Testing
 
@@ -198,13 +199,13 @@ private func uid(_ owner: String, _ project: String) -> String {
         #expect(config.keyType == "rsa4096" && config.keyExpiryDays == 5 * 365 && config.prolongBeforeDays == 30)
         #expect(config.poolSize == 2)
         config.keyType = "ed25519"
-        #expect(throws: KeygenError.self) { try config.validate() }
+        #expect(throws: ConfigError.self) { try config.validate() }
         config.keyType = "rsa2048"
         config.prolongBeforeDays = config.keyExpiryDays
-        #expect(throws: KeygenError.self) { try config.validate() }
+        #expect(throws: ConfigError.self) { try config.validate() }
         config.prolongBeforeDays = 30
         config.secret = ""
-        #expect(throws: KeygenError.self) { try config.validate() }
+        #expect(throws: ConfigError.self) { try config.validate() }
 
         let json =
             #"{"secret":"x","gnupg_home":"/g","state_dir":"/s","key_type":"rsa2048","pool_size":5,"sign_domain":"example.com"}"#
