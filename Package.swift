@@ -155,7 +155,7 @@ let package = Package(
             name: "Backend",
             dependencies: [
                 "HTTPCore", "HTTPServer", "HTTPClient", "StaticFiles", "Scheduling", "Tickets", "SSH", "Gzip", "KoperJSON",
-                "CoprModel", "RPMSign", "RepoPublisher", "AtomicFile", "KoperProtocol",
+                "CoprModel", "RPMSign", "RepoPublisher", "AtomicFile", "KoperProtocol", "ServiceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -1,9 +1,10 @@
 import Foundation
 import Logging
+import ServiceKit
 import Tickets
 
 /// `backend.json`.
-struct BackendConfig: Codable, Sendable {
+struct BackendConfig: Codable, Sendable, ValidatedConfig {
     /// Base URL of the Frontend (its internal /backend/ API).
     var frontendURL: String
     /// Shared secret of the Frontend's internal API. Never logged.
@@ -93,30 +94,55 @@ struct BackendConfig: Codable, Sendable {
         self.ticketsDatabase = try c.decode(String.self, forKey: .ticketsDatabase)
         self.pools = try c.decodeIfPresent([PoolConfig].self, forKey: .pools) ?? []
         self.sshPrivateKey = try c.decode(String.self, forKey: .sshPrivateKey)
-        self.listenHost = try c.decodeIfPresent(String.self, forKey: .listenHost) ?? self.listenHost
-        self.listenPort = try c.decodeIfPresent(Int.self, forKey: .listenPort) ?? self.listenPort
-        self.builderCommand = try c.decodeIfPresent(String.self, forKey: .builderCommand) ?? self.builderCommand
-        self.builderArguments = try c.decodeIfPresent([String].self, forKey: .builderArguments) ?? self.builderArguments
-        self.remoteWorkDir = try c.decodeIfPresent(String.self, forKey: .remoteWorkDir) ?? self.remoteWorkDir
-        self.maxWorkers = try c.decodeIfPresent(Int.self, forKey: .maxWorkers) ?? self.maxWorkers
-        self.maxPerOwner = try c.decodeIfPresent(Int.self, forKey: .maxPerOwner) ?? self.maxPerOwner
-        self.maxPerArch = try c.decodeIfPresent(Int.self, forKey: .maxPerArch) ?? self.maxPerArch
-        self.maxPerOwnerArch = try c.decodeIfPresent(Int.self, forKey: .maxPerOwnerArch) ?? self.maxPerOwnerArch
+        self.listenHost = try c.decodeIfPresent(forKey: .listenHost, default: self.listenHost)
+        self.listenPort = try c.decodeIfPresent(forKey: .listenPort, default: self.listenPort)
+        self.builderCommand = try c.decodeIfPresent(forKey: .builderCommand, default: self.builderCommand)
+        self.builderArguments = try c.decodeIfPresent(forKey: .builderArguments, default: self.builderArguments)
+        self.remoteWorkDir = try c.decodeIfPresent(forKey: .remoteWorkDir, default: self.remoteWorkDir)
+        self.maxWorkers = try c.decodeIfPresent(forKey: .maxWorkers, default: self.maxWorkers)
+        self.maxPerOwner = try c.decodeIfPresent(forKey: .maxPerOwner, default: self.maxPerOwner)
+        self.maxPerArch = try c.decodeIfPresent(forKey: .maxPerArch, default: self.maxPerArch)
+        self.maxPerOwnerArch = try c.decodeIfPresent(forKey: .maxPerOwnerArch, default: self.maxPerOwnerArch)
         self.blockedOwners = try c.decodeIfPresent([String].self, forKey: .blockedOwners) ?? []
-        self.maxBuildTimeout = try c.decodeIfPresent(Int.self, forKey: .maxBuildTimeout) ?? self.maxBuildTimeout
-        self.maxAttempts = try c.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? self.maxAttempts
-        self.logLevel = try c.decodeIfPresent(String.self, forKey: .logLevel) ?? self.logLevel
+        self.maxBuildTimeout = try c.decodeIfPresent(forKey: .maxBuildTimeout, default: self.maxBuildTimeout)
+        self.maxAttempts = try c.decodeIfPresent(forKey: .maxAttempts, default: self.maxAttempts)
+        self.logLevel = try c.decodeIfPresent(forKey: .logLevel, default: self.logLevel)
         self.portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
         self.keygenURL = try c.decodeIfPresent(String.self, forKey: .keygenURL).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         self.keygenSecret = try c.decodeIfPresent(String.self, forKey: .keygenSecret)
     }
 
-    static func load(path: String) throws -> BackendConfig {
-        try JSONDecoder().decode(BackendConfig.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    /// Reads and checks `backend.json`; errors name the file and the field, never a value.
+    static func load(path: String) throws(ConfigError) -> BackendConfig {
+        try ServiceConfig.load(BackendConfig.self, path: path)
+    }
+
+    func validate() throws(ConfigError) {
+        try ConfigCheck.httpURL(self.frontendURL, "frontend_url")
+        try ConfigCheck.nonEmpty(self.backendSecret, "backend_secret")
+        try ConfigCheck.port(self.listenPort, "listen_port")
+        try ConfigCheck.httpURL(self.resultsURL, "results_url")
+        try ConfigCheck.absolutePath(self.resultsDir, "results_dir")
+        try ConfigCheck.absolutePath(self.stateDir, "state_dir")
+        try ConfigCheck.nonEmpty(self.ticketsDatabase, "tickets_database")
+        try ConfigCheck.nonEmpty(self.sshPrivateKey, "ssh_private_key")
+        try ConfigCheck.nonEmpty(self.builderCommand, "builder_command")
+        try ConfigCheck.range(self.maxWorkers, 1...10_000, "max_workers")
+        try ConfigCheck.range(self.maxPerOwner, 0...10_000, "max_per_owner")
+        try ConfigCheck.range(self.maxPerArch, 0...10_000, "max_per_arch")
+        try ConfigCheck.range(self.maxPerOwnerArch, 0...10_000, "max_per_owner_arch")
+        try ConfigCheck.positive(self.maxBuildTimeout, "max_build_timeout")
+        try ConfigCheck.range(self.maxAttempts, 1...100, "max_attempts")
+        _ = try Logger.Level(configValue: self.logLevel)
+        if let url = self.keygenURL { try ConfigCheck.httpURL(url, "keygen_url") }
+        if (self.keygenURL == nil) != (self.keygenSecret == nil) {
+            throw ConfigError.invalid("keygen_secret", "must be set together with keygen_url")
+        }
     }
 
     var frontendBase: String { self.frontendURL.hasSuffix("/") ? String(self.frontendURL.dropLast()) : self.frontendURL }
     var resultsBase: String { self.resultsURL.hasSuffix("/") ? String(self.resultsURL.dropLast()) : self.resultsURL }
     var jobsDir: String { self.stateDir + "/jobs" }
-    var logLevelValue: Logger.Level { Logger.Level(rawValue: self.logLevel) ?? .info }
+    /// `validate()` refused unknown levels already.
+    var logLevelValue: Logger.Level { (try? Logger.Level(configValue: self.logLevel)) ?? .info }
 }

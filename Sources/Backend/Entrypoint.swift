@@ -5,6 +5,7 @@ import HTTPClient
 import HTTPServer
 import KoperJSON
 import Logging
+import ServiceKit
 import RPMSign
 import RepoPublisher
 import StaticFiles
@@ -28,7 +29,7 @@ struct BackendOptions: ParsableArguments {
         do {
             return try BackendConfig.load(path: self.config)
         } catch {
-            throw ValidationError("Cannot read config \(self.config): \(error)")
+            throw ValidationError("\(error)")
         }
     }
 }
@@ -39,11 +40,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let config = try self.options.load()
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = config.logLevelValue
-            return h
-        }
+        ServiceLogging.bootstrap(level: config.logLevelValue)
         let logger = Logger(label: "koper.backend")
         let fm = FileManager.default
         for dir in [config.resultsDir, config.stateDir, config.jobsDir] {

@@ -254,16 +254,27 @@ final class BackendStack: Sendable {
 
     var buildersDir: String { "\(self.dir)/builders" }
 
+    /// Sets up a stack, runs `body` with it and tears it down, also when `body` throws.
     /// - Parameters:
     ///   - hosts: static builder hosts of the one pool.
-    ///   - builder: the builder command (default: the real `koper-builder`).
-    init(
+    ///   - builder: what the worker starts on the builder.
+    static func run(
         hosts: [String] = ["builder-a"],
-        builder: String? = nil,
-        configure: (inout BackendConfig) -> Void = { _ in }
+        builder: BuilderProgram = .real,
+        configure: (inout BackendConfig) -> Void = { _ in },
+        _ body: (BackendStack) async throws -> Void
     ) async throws {
-        let missing = IntegrationGate.missing(Self.requirements)
-        guard missing.isEmpty else { throw WaitTimeout(description: "missing: \(missing)") }
+        let stack = try await BackendStack(hosts: hosts, builder: builder, configure: configure)
+        do {
+            try await body(stack)
+        } catch {
+            await stack.stop()
+            throw error
+        }
+        await stack.stop()
+    }
+
+    private init(hosts: [String], builder: BuilderProgram, configure: (inout BackendConfig) -> Void) async throws {
         self.dir = try makeTemporaryDirectory(prefix: "koper-bt")
         self.builderUser = try await BuilderUser.ensure()
         self.logs = InMemoryLogHandler()
@@ -273,8 +284,13 @@ final class BackendStack: Sendable {
         self.http = HTTPClient(maxConcurrent: 8, logger: logger)
         self.frontend = try await FrontendProcess.start(in: self.dir, http: self.http)
         self.project = "p"
-        try await self.frontend.createProject(self.project)
-        self.ticketsDatabase = try await PostgresFixture.makeDatabaseAsync()
+        do {
+            try await self.frontend.createProject(self.project)
+            self.ticketsDatabase = try await PostgresFixture.makeDatabaseAsync()
+        } catch {
+            await self.frontend.stop()
+            throw error
+        }
         let pool = PoolConfig(
             name: "local",
             tags: ["arch_x86_64", "arch_noarch"],
@@ -292,7 +308,7 @@ final class BackendStack: Sendable {
             pools: [pool],
             sshPrivateKey: "/nonexistent"
         )
-        config.builderCommand = builder ?? Self.binDir + "/koper-builder"
+        config.builderCommand = try builder.command(in: self.dir)
         config.remoteWorkDir = "koper-builds"
         configure(&config)
         self.config = config
@@ -457,34 +473,33 @@ func sleepySRPM(name: String, seconds: Int) async throws -> String {
     return try await SRPMFixture.fromSpec(spec, name: name)
 }
 
-/// Stand-ins for `koper-builder` (called as `CMD build --task task.json --output output` in the work dir).
-enum FakeBuilder {
-    /// Never finishes and never writes a status.
-    static func hanging(in dir: String) throws -> String {
-        try self.script(
-            "hanging-builder",
-            in: dir,
-            """
-            echo "fake builder: working forever" >> output/builder-live.log
-            exec sleep 3600
-            """
-        )
-    }
+/// What the worker starts as `koper-builder` (called as `CMD build --task task.json --output output` in the work
+/// dir on the builder).
+enum BuilderProgram: Sendable {
+    /// The real `koper-builder` of this build tree.
+    case real
+    /// A stand-in that never finishes and never writes a status.
+    case hanging
+    /// A stand-in that is killed (SIGKILL) without writing a status, as by the OOM killer.
+    case dying
 
-    /// Dies (SIGKILL) without writing a status, as a builder killed by the OOM killer.
-    static func dying(in dir: String) throws -> String {
-        try self.script(
-            "dying-builder",
-            in: dir,
-            """
-            echo "fake builder: about to be killed" >> output/builder-live.log
-            kill -KILL $$
-            """
-        )
-    }
-
-    private static func script(_ name: String, in dir: String, _ body: String) throws -> String {
-        let path = "\(dir)/\(name)"
+    func command(in dir: String) throws -> String {
+        let body: String
+        switch self {
+        case .real:
+            return BackendStack.binDir + "/koper-builder"
+        case .hanging:
+            body = """
+                echo "fake builder: working forever" >> output/builder-live.log
+                exec sleep 3600
+                """
+        case .dying:
+            body = """
+                echo "fake builder: about to be killed" >> output/builder-live.log
+                kill -KILL $$
+                """
+        }
+        let path = "\(dir)/\(self)-builder"
         try "#!/bin/sh\n\(body)\n".write(toFile: path, atomically: true, encoding: .utf8)
         chmod(path, 0o755)
         return path
