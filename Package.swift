@@ -12,7 +12,7 @@
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -107,7 +107,11 @@ let package = Package(
         /** libcrypto: SHA-1/256/512, RSA PKCS#1 v1.5 signing, secure random bytes, constant-time comparison. */
         .target(name: "LibCrypto", dependencies: ["CLibcrypto"], swiftSettings: swiftSettings),
         /** RPM signing: OpenPGP keys on libcrypto, packet checks, signature header insertion (temp file + fsync + rename). */
-        .target(name: "RPMSign", dependencies: ["RPM", "OpenPGP", "LibCrypto", "AtomicFile"], swiftSettings: swiftSettings),
+        .target(
+            name: "RPMSign",
+            dependencies: ["RPM", "OpenPGP", "LibCrypto", "AtomicFile"],
+            swiftSettings: swiftSettings
+        ),
         /** Incremental repodata per directory: digest-keyed index, gzip members, atomic swap, batched publishes. */
         .target(
             name: "RepoPublisher",
@@ -121,7 +125,11 @@ let package = Package(
         /** Whole-file replacement: temp file, fsync, rename, fsync of the directory (job records, key index, results). */
         .target(name: "AtomicFile", swiftSettings: swiftSettings),
         /** libcurl: bounded HTTP client on its own serial queues (Backend → Frontend, builders → sources). */
-        .target(name: "HTTPClient", dependencies: ["CCurl", "AtomicFile", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .target(
+            name: "HTTPClient",
+            dependencies: ["CCurl", "AtomicFile", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         /** libssh: one session per serial queue; exec with bounded output and timeouts; atomic SFTP; pinned host keys. */
         .target(
             name: "SSH",
@@ -129,7 +137,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         /** gpgme: Keygen's keyring (generate, export, prolong keys; reference signing). */
-        .target(name: "GPG", dependencies: ["CGPGME", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .target(
+            name: "GPG",
+            dependencies: ["CGPGME", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         /** Service plumbing: config loading and validation, logging, bearer secrets, a retrying JSON client. */
         .target(
             name: "ServiceKit",
@@ -154,7 +166,8 @@ let package = Package(
         .executableTarget(
             name: "Backend",
             dependencies: [
-                "HTTPCore", "HTTPServer", "HTTPClient", "StaticFiles", "Scheduling", "Tickets", "SSH", "Gzip", "KoperJSON",
+                "HTTPCore", "HTTPServer", "HTTPClient", "StaticFiles", "Scheduling", "Tickets", "SSH", "Gzip",
+                "KoperJSON",
                 "CoprModel", "RPMSign", "RepoPublisher", "AtomicFile", "KoperProtocol", "ServiceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -203,13 +216,20 @@ let package = Package(
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto", "TestSupport"]),
         .testTarget(
             name: "StaticFilesTests",
-            dependencies: ["StaticFiles", "HTTPServer", "HTTPCore", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "StaticFiles", "HTTPServer", "HTTPCore", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "TicketsTests", dependencies: ["Tickets", "Postgres", "TestSupport"]),
-        .testTarget(name: "SSHTests", dependencies: ["SSH", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "SSHTests",
+            dependencies: ["SSH", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "BuilderAgentTests",
-            dependencies: ["BuilderAgent", "CoprModel", "RPM", "LibCrypto", "KoperJSON", "KoperProtocol", "TestSupport"]
+            dependencies: [
+                "BuilderAgent", "CoprModel", "RPM", "LibCrypto", "KoperJSON", "KoperProtocol", "TestSupport",
+            ]
         ),
         .testTarget(
             name: "KeygenTests",
@@ -224,7 +244,10 @@ let package = Package(
         .testTarget(name: "RepodataTests", dependencies: ["Repodata", "RPM", "LibCrypto", "TestSupport"]),
         .testTarget(
             name: "RepoPublisherTests",
-            dependencies: ["RepoPublisher", "Repodata", "Gzip", "LibCrypto", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "RepoPublisher", "Repodata", "Gzip", "LibCrypto", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "GzipTests", dependencies: ["Gzip", "TestSupport"]),
         .testTarget(
@@ -234,7 +257,10 @@ let package = Package(
                 .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "GPGTests", dependencies: ["GPG", "TestSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "GPGTests",
+            dependencies: ["GPG", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "HTTPCore", "TestSupport"]),
         .testTarget(
             name: "ServiceKitTests",
@@ -246,14 +272,16 @@ let package = Package(
         .testTarget(
             name: "FrontendTests",
             dependencies: [
-                "Frontend", "TestSupport", "HTTPCore", "Postgres", "KoperJSON", "CoprModel", "LibCrypto", "KoperStore", "KoperProtocol",
+                "Frontend", "TestSupport", "HTTPCore", "Postgres", "KoperJSON", "CoprModel", "LibCrypto", "KoperStore",
+                "KoperProtocol",
             ]
         ),
         /** The Backend against a real koper-frontend and koper-builder, with builders reached through a local transport. */
         .testTarget(
             name: "BackendTests",
             dependencies: [
-                "Backend", "KoperProtocol", "KoperJSON", "CoprModel", "Tickets", "Postgres", "HTTPClient", "RepoPublisher",
+                "Backend", "KoperProtocol", "KoperJSON", "CoprModel", "Tickets", "Postgres", "HTTPClient",
+                "RepoPublisher",
                 "TestSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -266,5 +294,6 @@ let package = Package(
 // Warnings are errors in debug builds (`swift build`, `swift test`, CI) of this package's own Swift targets, tests
 // included. Dependencies are not affected, nor release builds (deploy/koper-stack, the benchmarks).
 for target in package.targets where [.regular, .executable, .test].contains(target.type) {
-    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-warnings-as-errors"], .when(configuration: .debug))]
+    target.swiftSettings =
+        (target.swiftSettings ?? []) + [.unsafeFlags(["-warnings-as-errors"], .when(configuration: .debug))]
 }

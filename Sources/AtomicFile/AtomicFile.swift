@@ -24,7 +24,12 @@ public struct AtomicFileError: Error, Sendable, CustomStringConvertible {
 /// RepoPublisher keeps its own (its temporary names carry a prefix its stale-file sweeper knows, and durability is a
 /// configuration there).
 public enum AtomicFile {
-    public static func write(_ bytes: [UInt8], to path: String, mode: UInt32 = 0o644, syncDirectory: Bool = true) throws(AtomicFileError) {
+    public static func write(
+        _ bytes: [UInt8],
+        to path: String,
+        mode: UInt32 = 0o644,
+        syncDirectory: Bool = true
+    ) throws(AtomicFileError) {
         let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode_t(mode))
         guard fd >= 0 else { throw AtomicFileError(step: "open", path: path, errno: errno) }
@@ -42,7 +47,9 @@ public enum AtomicFile {
         }
         if failure == nil, fsync(fd) != 0 { failure = AtomicFileError(step: "fsync", path: path, errno: errno) }
         close(fd)
-        if failure == nil, rename(temporary, path) != 0 { failure = AtomicFileError(step: "rename", path: path, errno: errno) }
+        if failure == nil, rename(temporary, path) != 0 {
+            failure = AtomicFileError(step: "rename", path: path, errno: errno)
+        }
         if let failure {
             unlink(temporary)
             throw failure

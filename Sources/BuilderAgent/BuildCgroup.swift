@@ -21,8 +21,15 @@ struct BuildCgroup: Sendable {
     func parentPath(_ controller: String) -> String { "\(self.root)/\(controller)/\(self.parent)" }
 
     /// Creates the child cgroups, writes the limits (nil: the parent's apply) and moves this process in.
-    static func enter(root: String = "/sys/fs/cgroup", parent: String, memoryLimit: Int?, maxProcesses: Int?) throws(BuilderError) -> BuildCgroup {
-        guard !parent.isEmpty, !parent.hasPrefix("/"), !parent.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+    static func enter(
+        root: String = "/sys/fs/cgroup",
+        parent: String,
+        memoryLimit: Int?,
+        maxProcesses: Int?
+    ) throws(BuilderError) -> BuildCgroup {
+        guard !parent.isEmpty, !parent.hasPrefix("/"),
+            !parent.split(separator: "/").contains(where: { $0 == ".." || $0 == "." })
+        else {
             throw .infrastructure("--cgroup must be a relative path below each cgroup hierarchy")
         }
         let group = BuildCgroup(root: root, parent: parent, name: "koper-\(getpid())")
@@ -49,7 +56,8 @@ struct BuildCgroup: Sendable {
         let memory = Int(Self.read(self.path("memory") + "/memory.failcnt") ?? "") ?? 0
         // pids.events: "max N"
         let events = Self.read(self.path("pids") + "/pids.events") ?? ""
-        let processes = events.split(separator: "\n").first { $0.hasPrefix("max ") }.flatMap { Int($0.dropFirst(4)) } ?? 0
+        let processes =
+            events.split(separator: "\n").first { $0.hasPrefix("max ") }.flatMap { Int($0.dropFirst(4)) } ?? 0
         return (memory, processes)
     }
 
@@ -67,7 +75,8 @@ struct BuildCgroup: Sendable {
             let dir = self.path(c)
             for _ in 0..<50 {
                 if rmdir(dir) == 0 || errno == ENOENT { break }
-                for pid in (Self.read(dir + "/cgroup.procs") ?? "").split(separator: "\n").compactMap({ pid_t($0) }) where pid != getpid() {
+                for pid in (Self.read(dir + "/cgroup.procs") ?? "").split(separator: "\n").compactMap({ pid_t($0) })
+                where pid != getpid() {
                     kill(pid, SIGKILL)
                 }
                 usleep(20_000)

@@ -1,7 +1,7 @@
-import KoperProtocol
 import Foundation
 import Glibc
 import KoperJSON
+import KoperProtocol
 import RPM
 import Synchronization
 import SystemPackage
@@ -103,7 +103,9 @@ final class Builder: Sendable {
         if let parent = self.options.cgroupParent {
             do throws(BuilderError) {
                 let group = try BuildCgroup.enter(
-                    parent: parent, memoryLimit: self.options.cgroupMemoryBytes, maxProcesses: self.options.cgroupMaxProcesses
+                    parent: parent,
+                    memoryLimit: self.options.cgroupMemoryBytes,
+                    maxProcesses: self.options.cgroupMaxProcesses
                 )
                 cgroup = group
                 log.info(

@@ -1,5 +1,5 @@
-import KoperProtocol
 import Glibc
+import KoperProtocol
 import Synchronization
 
 /// Downloads one URL to a file, bounded in size and time.

@@ -1,6 +1,6 @@
-import KoperProtocol
 import ArgumentParser
 import Glibc
+import KoperProtocol
 import SystemPackage
 
 /// `koper-builder`: runs one build on a builder host (docs/builder.md). Started detached over SSH by the

@@ -1,5 +1,5 @@
-import KoperProtocol
 import Glibc
+import KoperProtocol
 
 /// Facts about the builder host: where tools are, its name, who we run as.
 struct HostEnvironment: Sendable {

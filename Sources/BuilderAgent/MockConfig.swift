@@ -1,5 +1,5 @@
-import KoperProtocol
 import CoprModel
+import KoperProtocol
 
 /// The `mock` method's generated config and command line, modelled on copr-rpmbuild's `mock.cfg.j2` and
 /// `MockBuilder.produce_rpm`.

@@ -1,5 +1,5 @@
-import KoperProtocol
 import CoprModel
+import KoperProtocol
 
 /// The `rpmbuild` method's macros and command line (pure): what makes a plain `rpmbuild` on a Debian host
 /// produce packages that look like the chroot's.

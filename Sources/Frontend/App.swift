@@ -109,8 +109,13 @@ final class FrontendApp: HTTPHandler {
         self.backendSecret = BearerSecret(config.backendSecret)
         self.keygen = config.keygenURL.map { url in
             JSONServiceClient(
-                name: "keygen", baseURL: url, secret: config.keygenSecret.map(BearerSecret.init), http: http,
-                timeout: .seconds(30), maxResponseBytes: 64 << 10, logger: logger
+                name: "keygen",
+                baseURL: url,
+                secret: config.keygenSecret.map(BearerSecret.init),
+                http: http,
+                timeout: .seconds(30),
+                maxResponseBytes: 64 << 10,
+                logger: logger
             )
         }
         var r = Router<RouteHandler>()
@@ -282,7 +287,12 @@ extension FrontendApp {
         }
         struct Ensured: Decodable {}
         do {
-            _ = try await keygen.call("POST", "/keys/ensure", body: Ensure(owner: owner, project: project), as: Ensured.self)
+            _ = try await keygen.call(
+                "POST",
+                "/keys/ensure",
+                body: Ensure(owner: owner, project: project),
+                as: Ensured.self
+            )
         } catch {
             if error.code == .status {
                 self.logger.warning(

@@ -24,7 +24,11 @@ enum BuildAPI {
     }
 
     /// `GET /api_3/build/ID` through the build batcher (decision 0007).
-    static func get(_ app: FrontendApp, _ ctx: RequestContext, _ done: @escaping @Sendable (Result<HTTPResponse, any Error>) -> Void) {
+    static func get(
+        _ app: FrontendApp,
+        _ ctx: RequestContext,
+        _ done: @escaping @Sendable (Result<HTTPResponse, any Error>) -> Void
+    ) {
         let id: Int
         do { id = try buildID(ctx) } catch { return done(.failure(error)) }
         let results = app.config.resultsBase
@@ -34,13 +38,18 @@ enum BuildAPI {
                 Result {
                     guard let row = try row.get() else { throw APIError.notFound("Build \(id) does not exist.") }
                     return jsonOK(Builds.json(row, resultsBase: results, publicBase: base))
-                })
+                }
+            )
         }
     }
 
     static func list(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
-        guard let owner = ctx.q("ownername"), !owner.isEmpty else { throw APIError.badRequest("Missing argument ownername") }
-        guard let name = ctx.q("projectname"), !name.isEmpty else { throw APIError.badRequest("Missing argument projectname") }
+        guard let owner = ctx.q("ownername"), !owner.isEmpty else {
+            throw APIError.badRequest("Missing argument ownername")
+        }
+        guard let name = ctx.q("projectname"), !name.isEmpty else {
+            throw APIError.badRequest("Missing argument projectname")
+        }
         let page = try Page(ctx)
         let packageName = ctx.q("packagename").flatMap { $0.isEmpty ? nil : $0 }
         let status = ctx.q("status").flatMap { $0.isEmpty ? nil : $0 }
@@ -50,8 +59,12 @@ enum BuildAPI {
         let items = try await app.db.withConnection { c -> [JSON] in
             let project = try Projects.require(c, owner: owner, name: name)
             return try BuildStore.list(
-                c, projectID: project.id, packageName: packageName, state: status.flatMap(BuildState.init(rawValue:)),
-                limit: page.limit, offset: page.offset
+                c,
+                projectID: project.id,
+                packageName: packageName,
+                state: status.flatMap(BuildState.init(rawValue:)),
+                limit: page.limit,
+                offset: page.offset
             ).map { Builds.json($0, resultsBase: results, publicBase: base) }
         }
         // Newest first, and the meta says so (upstream says ASC while returning DESC; we stay consistent).
@@ -77,17 +90,26 @@ enum BuildAPI {
         let results = app.config.resultsBase
         let items = try await app.db.withConnection { c -> [JSON] in
             let build = try Builds.require(c, id: id)
-            return try Builds.chrootRows(c, buildID: id, descending: descending).dropFirst(page.offset).prefix(page.limit).map {
+            return try Builds.chrootRows(c, buildID: id, descending: descending).dropFirst(page.offset).prefix(
+                page.limit
+            ).map {
                 Builds.chrootJSON($0, build: build, resultsBase: results)
             }
         }
-        return jsonOK(["items": .array(items), "meta": page.meta(order: "name", orderType: descending ? "DESC" : "ASC")])
+        return jsonOK([
+            "items": .array(items), "meta": page.meta(order: "name", orderType: descending ? "DESC" : "ASC"),
+        ])
     }
 
-    static func chrootRow(_ c: PGConnection, _ ctx: RequestContext) throws -> (build: BuildRecord, chroot: BuildChrootRecord) {
+    static func chrootRow(
+        _ c: PGConnection,
+        _ ctx: RequestContext
+    ) throws -> (build: BuildRecord, chroot: BuildChrootRecord) {
         guard let raw = ctx.q("build_id"), !raw.isEmpty else { throw APIError.badRequest("Missing argument build_id") }
         guard let id = Int(raw) else { throw APIError.badRequest("build_id: Not a valid integer value.") }
-        guard let name = ctx.q("chrootname"), !name.isEmpty else { throw APIError.badRequest("Missing argument chrootname") }
+        guard let name = ctx.q("chrootname"), !name.isEmpty else {
+            throw APIError.badRequest("Missing argument chrootname")
+        }
         let build = try Builds.require(c, id: id)
         guard let row = try Builds.chrootRows(c, buildID: id).first(where: { $0.name == name }) else {
             throw APIError.notFound("Build chroot \(name) of build \(id) does not exist.")
@@ -115,8 +137,11 @@ enum BuildAPI {
     // MARK: Creating builds
 
     static func createUpload(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
-        guard case .file(let path, _) = ctx.request.body else { throw APIError.badRequest("Expected a multipart/form-data body with 'pkgs' and 'json' parts") }
-        guard let ct = ctx.head.headers["Content-Type"], let boundary = MultipartParser.boundary(fromContentType: ct) else {
+        guard case .file(let path, _) = ctx.request.body else {
+            throw APIError.badRequest("Expected a multipart/form-data body with 'pkgs' and 'json' parts")
+        }
+        guard let ct = ctx.head.headers["Content-Type"], let boundary = MultipartParser.boundary(fromContentType: ct)
+        else {
             throw APIError.badRequest("Expected a multipart/form-data body with 'pkgs' and 'json' parts")
         }
         let config = app.config
@@ -127,7 +152,9 @@ enum BuildAPI {
         defer { if !keep { unlink(upload.storedPath) } }
         let jsonPart: JSONObject
         do {
-            guard case .object(let o) = try JSONParser.parse(upload.json) else { throw APIError.badRequest("The 'json' part must be a JSON object") }
+            guard case .object(let o) = try JSONParser.parse(upload.json) else {
+                throw APIError.badRequest("The 'json' part must be a JSON object")
+            }
             jsonPart = o
         } catch let e as JSONParseError {
             throw APIError.badRequest("The 'json' part is not valid JSON: \(e.message)")
@@ -142,7 +169,11 @@ enum BuildAPI {
             let packageID = try PackageStore.ensure(c, projectID: v.project.id, name: srpm.name, sourceType: "upload")
             let relative = try Uploads.commit(upload, config: config)
             let id = try BuildCreation.insert(
-                c, user: user, v: v, options: options, sourceType: "upload",
+                c,
+                user: user,
+                v: v,
+                options: options,
+                sourceType: "upload",
                 sourceJSON: ["pkg": .string(upload.filename), "sha256": .string(upload.sha256)],
                 sourceState: config.distgitImport ? .importing : .succeeded,
                 packageID: packageID,
@@ -163,11 +194,18 @@ enum BuildAPI {
             throw APIError.badRequest("pkgs: At least one URL is required.")
         }
         for u in urls {
-            guard let parsed = URL(string: u), let scheme = parsed.scheme?.lowercased(), ["http", "https", "ftp"].contains(scheme), parsed.host != nil else {
+            guard let parsed = URL(string: u), let scheme = parsed.scheme?.lowercased(),
+                ["http", "https", "ftp"].contains(scheme), parsed.host != nil
+            else {
                 throw APIError.badRequest("pkgs: '\(u)' is not a valid http(s) URL")
             }
         }
-        let items = try await createSourceBuilds(app, ctx, options: options, sources: urls.map { ("link", ["url": .string($0)]) })
+        let items = try await createSourceBuilds(
+            app,
+            ctx,
+            options: options,
+            sources: urls.map { ("link", ["url": .string($0)]) }
+        )
         return jsonOK(["items": .array(items), "meta": ["limit": nil, "offset": nil, "order": nil, "order_type": nil]])
     }
 
@@ -180,7 +218,13 @@ enum BuildAPI {
     }
 
     /// Builds whose SRPM must first be produced by an SRPM-build task (URL, SCM): source state `pending`, chroots `waiting`.
-    static func createSourceBuilds(_ app: FrontendApp, _ ctx: RequestContext, options: BuildOptions, sources: [(String, JSONObject)], packageID: Int? = nil) async throws -> [JSON] {
+    static func createSourceBuilds(
+        _ app: FrontendApp,
+        _ ctx: RequestContext,
+        options: BuildOptions,
+        sources: [(String, JSONObject)],
+        packageID: Int? = nil
+    ) async throws -> [JSON] {
         let config = app.config
         let results = app.config.resultsBase
         let base = ctx.publicBase
@@ -189,8 +233,17 @@ enum BuildAPI {
             let v = try BuildCreation.validate(c, user: user, options: options, config: config)
             return try sources.map { (type, json) in
                 let id = try BuildCreation.insert(
-                    c, user: user, v: v, options: options, sourceType: type, sourceJSON: .object(json), sourceState: .pending,
-                    packageID: packageID, pkg: nil, srpm: nil, srpmURL: type == "link" ? json["url"]?.stringValue : nil
+                    c,
+                    user: user,
+                    v: v,
+                    options: options,
+                    sourceType: type,
+                    sourceJSON: .object(json),
+                    sourceState: .pending,
+                    packageID: packageID,
+                    pkg: nil,
+                    srpm: nil,
+                    srpmURL: type == "link" ? json["url"]?.stringValue : nil
                 )
                 return Builds.json(try Builds.require(c, id: id), resultsBase: results, publicBase: base)
             }
@@ -208,7 +261,9 @@ enum BuildAPI {
         let json = try await app.db.transaction { c -> JSON in
             let user = try Auth.requireUser(c, ctx)
             // The build row is locked so a concurrent backend update and this cancel serialise.
-            guard let locked = try BuildStore.lockForCancel(c, id: id), let project = try Projects.find(c, id: locked.projectID) else {
+            guard let locked = try BuildStore.lockForCancel(c, id: id),
+                let project = try Projects.find(c, id: locked.projectID)
+            else {
                 throw APIError.notFound("Build \(id) does not exist.")
             }
             guard try Permissions.canBuild(c, user: user, project: project) else {
@@ -240,9 +295,13 @@ enum BuildAPI {
 
     static func deleteList(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         let body = try ctx.jsonBody()
-        guard let raw = body["builds"]?.arrayValue, !raw.isEmpty else { throw APIError.badRequest("builds: At least one build id is required.") }
+        guard let raw = body["builds"]?.arrayValue, !raw.isEmpty else {
+            throw APIError.badRequest("builds: At least one build id is required.")
+        }
         let ids = try raw.map { v -> Int in
-            guard let i = v.intValue ?? v.stringValue.flatMap({ Int($0) }) else { throw APIError.badRequest("builds: Not a valid integer value.") }
+            guard let i = v.intValue ?? v.stringValue.flatMap({ Int($0) }) else {
+                throw APIError.badRequest("builds: Not a valid integer value.")
+            }
             return i
         }
         let uploads = try await app.db.transaction { c in
@@ -261,14 +320,20 @@ enum BuildAPI {
         var errors: [String] = []
         let found = Set(rows.map(\.id))
         let missing = ids.filter { !found.contains($0) }
-        if !missing.isEmpty { errors.append("Build(s) \(missing.map(String.init).joined(separator: ", ")) don't exist") }
+        if !missing.isEmpty {
+            errors.append("Build(s) \(missing.map(String.init).joined(separator: ", ")) don't exist")
+        }
         let projectIDs = Set(rows.map(\.projectID))
         if projectIDs.count > 1 { errors.append("Can not delete builds from more project") }
         let running = rows.filter { !$0.state.isFinal }.map(\.id)
-        if !running.isEmpty { errors.append("Build(s) \(running.map(String.init).joined(separator: ", ")) are still running") }
+        if !running.isEmpty {
+            errors.append("Build(s) \(running.map(String.init).joined(separator: ", ")) are still running")
+        }
         if let pid = projectIDs.first, projectIDs.count == 1, let project = try Projects.find(c, id: pid) {
             if try !Permissions.canEdit(c, user: user, project: project) {
-                errors.append("You don't have permissions to delete build(s) \(rows.map { String($0.id) }.joined(separator: ", "))")
+                errors.append(
+                    "You don't have permissions to delete build(s) \(rows.map { String($0.id) }.joined(separator: ", "))"
+                )
             } else if project.persistent {
                 errors.append("Cannot delete build(s) of a persistent project")
             }
@@ -285,7 +350,9 @@ enum BuildAPI {
     static func downloadUpload(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         let dir = ctx.param("dir")
         let file = ctx.param("file")
-        guard Uploads.isSafeComponent(dir), Uploads.isSafeComponent(file) else { throw APIError.notFound("No such file") }
+        guard Uploads.isSafeComponent(dir), Uploads.isSafeComponent(file) else {
+            throw APIError.notFound("No such file")
+        }
         let path = "\(app.config.uploadDir)/\(dir)/\(file)"
         guard let data = FileManager.default.contents(atPath: path) else { throw APIError.notFound("No such file") }
         return HTTPResponse(status: 200, headers: ["Content-Type": "application/x-rpm"], body: [UInt8](data))

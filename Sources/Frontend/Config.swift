@@ -75,8 +75,14 @@ struct FrontendConfig: Codable, Sendable, ValidatedConfig {
         self.maxUploadBytes = try c.decodeIfPresent(forKey: .maxUploadBytes, default: self.maxUploadBytes)
         self.maxJSONBytes = try c.decodeIfPresent(forKey: .maxJSONBytes, default: self.maxJSONBytes)
         self.maxConnections = try c.decodeIfPresent(forKey: .maxConnections, default: self.maxConnections)
-        self.tokenExpirationDays = try c.decodeIfPresent(forKey: .tokenExpirationDays, default: self.tokenExpirationDays)
-        self.defaultBuildTimeout = try c.decodeIfPresent(forKey: .defaultBuildTimeout, default: self.defaultBuildTimeout)
+        self.tokenExpirationDays = try c.decodeIfPresent(
+            forKey: .tokenExpirationDays,
+            default: self.tokenExpirationDays
+        )
+        self.defaultBuildTimeout = try c.decodeIfPresent(
+            forKey: .defaultBuildTimeout,
+            default: self.defaultBuildTimeout
+        )
         self.maxBuildTimeout = try c.decodeIfPresent(forKey: .maxBuildTimeout, default: self.maxBuildTimeout)
         self.distgitImport = try c.decodeIfPresent(forKey: .distgitImport, default: self.distgitImport)
         self.logLevel = try c.decodeIfPresent(forKey: .logLevel, default: self.logLevel)

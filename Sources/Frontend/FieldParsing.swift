@@ -3,7 +3,9 @@ import KoperJSON
 /// Lenient readers for the JSON values copr-cli sends (lists as strings, numbers and booleans as text).
 func optionalStringList(_ v: JSON?, field: String) throws -> [String]? {
     guard let v, !v.isNull else { return nil }
-    if let s = v.stringValue { return s.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\n" }).map(String.init) }
+    if let s = v.stringValue {
+        return s.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\n" }).map(String.init)
+    }
     guard let a = v.arrayValue else { throw APIError.badRequest("\(field): must be a list of strings") }
     return try a.map {
         guard let s = $0.stringValue else { throw APIError.badRequest("\(field): must be a list of strings") }

@@ -109,9 +109,13 @@ enum InternalAPI {
     static func claim(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         try requireSecret(app, ctx)
         let request = try message(ClaimRequest.self, ctx)
-        guard !request.workerID.isEmpty, request.workerID.utf8.count <= 200 else { throw APIError.badRequest("worker_id: required") }
+        guard !request.workerID.isEmpty, request.workerID.utf8.count <= 200 else {
+            throw APIError.badRequest("worker_id: required")
+        }
         let urls = TaskDescriptions.URLs(results: app.config.resultsBase, publicBase: ctx.publicBase)
-        let outcome = try await app.db.transaction { c in try TaskStore.claim(c, request.taskID, worker: request.workerID) }
+        let outcome = try await app.db.transaction { c in
+            try TaskStore.claim(c, request.taskID, worker: request.workerID)
+        }
         switch outcome {
         case nil: throw APIError.notFound("No such task")
         case .canceled?: return try answer(ClaimAnswer.canceled)
@@ -124,7 +128,9 @@ enum InternalAPI {
     static func update(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         try requireSecret(app, ctx)
         let update = try message(BackendUpdate.self, ctx)
-        guard !update.updateID.isEmpty, update.updateID.utf8.count <= 200 else { throw APIError.badRequest("update_id: required") }
+        guard !update.updateID.isEmpty, update.updateID.utf8.count <= 200 else {
+            throw APIError.badRequest("update_id: required")
+        }
         guard BackendUpdate.reportableStates.contains(update.state) else {
             throw APIError.badRequest("state: must be one of starting, running, succeeded, failed, pending")
         }
@@ -135,13 +141,17 @@ enum InternalAPI {
             do {
                 let result = try TaskStore.apply(c, update)
                 var pruned: [String] = []
-                if let p = result.prune { pruned = try BuildStore.prune(c, projectID: p.projectID, packageID: p.packageID) }
+                if let p = result.prune {
+                    pruned = try BuildStore.prune(c, projectID: p.projectID, packageID: p.packageID)
+                }
                 return (result.answer, pruned)
             } catch let refusal as TaskStore.UpdateRefusal {
                 switch refusal {
                 case .noSuchTask: throw APIError.notFound("No such task")
                 case .srpmRequired:
-                    throw APIError.badRequest("srpm: name, version and release are required when an SRPM build succeeds")
+                    throw APIError.badRequest(
+                        "srpm: name, version and release are required when an SRPM build succeeds"
+                    )
                 case .invalidPackageName(let message): throw APIError.badRequest("srpm: \(message)")
                 }
             }
@@ -173,7 +183,8 @@ enum InternalAPI {
     static func actionDone(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         try requireSecret(app, ctx)
         let done = try message(ActionDone.self, ctx)
-        let updated = try await app.db.withConnection { c in try ActionStore.finish(c, id: done.id, result: done.result) }
+        let updated = try await app.db.withConnection { c in try ActionStore.finish(c, id: done.id, result: done.result)
+        }
         return jsonOK(["updated": .bool(updated)])
     }
 
@@ -198,7 +209,11 @@ enum InternalAPI {
         let body = try ctx.jsonBody()
         guard let build = body["build_id"]?.intValue else { throw APIError.badRequest("build_id: required") }
         let ok = (body["result"]?.stringValue ?? "success") == "success"
-        guard let result = try await app.db.transaction({ c in try TaskStore.completeImport(c, buildID: build, succeeded: ok) }) else {
+        guard
+            let result = try await app.db.transaction({ c in
+                try TaskStore.completeImport(c, buildID: build, succeeded: ok)
+            })
+        else {
             throw APIError.notFound("No such build")
         }
         app.tasks.bump()

@@ -45,7 +45,9 @@ enum ProjectAPI {
         app.projectReader.lookup(ProjectKey(owner: owner, name: name)) { found in
             done(
                 Result {
-                    guard let project = try found.get() else { throw APIError.notFound("Project \(owner)/\(name) does not exist.") }
+                    guard let project = try found.get() else {
+                        throw APIError.notFound("Project \(owner)/\(name) does not exist.")
+                    }
                     return jsonOK(Projects.json(project, resultsBase: results))
                 }
             )

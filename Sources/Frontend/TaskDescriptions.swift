@@ -20,8 +20,14 @@ enum TaskDescriptions {
         let arch = t.chroot.flatMap { ChrootName($0.name)?.arch } ?? "x86_64"
         let submitter = t.submitter ?? ""
         return TaskSummary(
-            taskID: t.taskID, projectOwner: t.ownername, projectName: t.projectname, arch: arch, tags: ["arch_\(arch)"],
-            sandbox: "\(t.ownername)/\(t.projectname)--\(submitter)", background: t.background, submittedOn: t.submittedOn ?? 0
+            taskID: t.taskID,
+            projectOwner: t.ownername,
+            projectName: t.projectname,
+            arch: arch,
+            tags: ["arch_\(arch)"],
+            sandbox: "\(t.ownername)/\(t.projectname)--\(submitter)",
+            background: t.background,
+            submittedOn: t.submittedOn ?? 0
         )
     }
 
@@ -57,7 +63,8 @@ enum TaskDescriptions {
         if let chroot = t.chroot {
             var repos = [
                 TaskDescription.Repo(
-                    id: "copr_base", name: "Copr repository",
+                    id: "copr_base",
+                    name: "Copr repository",
                     baseURL: "\(urls.results)/\(t.ownername)/\(t.projectDirname)/\(chroot.name)/",
                     moduleHotfixes: t.moduleHotfixes
                 )

@@ -64,7 +64,9 @@ enum EngineProcesses {
         // Arguments start after a NUL (or at 0): match whole arguments only.
         var i = 0
         while i + needle.count <= haystack.count {
-            if (i == 0 || haystack[i - 1] == 0) && haystack[i..<(i + needle.count)].elementsEqual(needle) { return true }
+            if (i == 0 || haystack[i - 1] == 0) && haystack[i..<(i + needle.count)].elementsEqual(needle) {
+                return true
+            }
             i += 1
         }
         return false

@@ -210,7 +210,12 @@ final class CurlLane: @unchecked Sendable {
         return CURLE_OK
     }
 
-    private func error(for rc: CURLcode, context: TransferContext, redacted: RedactedURL, elapsed: Duration)
+    private func error(
+        for rc: CURLcode,
+        context: TransferContext,
+        redacted: RedactedURL,
+        elapsed: Duration
+    )
         -> HTTPClientError
     {
         if context.cancelled || (rc == CURLE_WRITE_ERROR && context.cancel.isSet) {

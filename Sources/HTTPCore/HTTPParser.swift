@@ -9,7 +9,12 @@ public struct HTTPParserLimits: Sendable {
     /// Longest chunk-size line (with extensions) in a chunked body.
     public var maxChunkLine: Int
 
-    public init(maxRequestLine: Int = 8 * 1024, maxHeaderBytes: Int = 64 * 1024, maxHeaderFields: Int = 100, maxChunkLine: Int = 4096) {
+    public init(
+        maxRequestLine: Int = 8 * 1024,
+        maxHeaderBytes: Int = 64 * 1024,
+        maxHeaderFields: Int = 100,
+        maxChunkLine: Int = 4096
+    ) {
         self.maxRequestLine = maxRequestLine
         self.maxHeaderBytes = maxHeaderBytes
         self.maxHeaderFields = maxHeaderFields
@@ -127,7 +132,9 @@ public struct HTTPRequestParser: Sendable {
             return .body(chunk)
         case .chunkDataEnd:
             guard input.readableCount >= 2 else {
-                if input.readableCount == 1 && input.readable.first != UInt8(ascii: "\r") && input.readable.first != UInt8(ascii: "\n") {
+                if input.readableCount == 1 && input.readable.first != UInt8(ascii: "\r")
+                    && input.readable.first != UInt8(ascii: "\n")
+                {
                     throw .bad("missing CRLF after chunk")
                 }
                 if input.readableCount == 1 && input.readable.first == UInt8(ascii: "\n") {
@@ -171,14 +178,22 @@ public struct HTTPRequestParser: Sendable {
                 }
                 total += line.count + 2
                 fields += 1
-                if total > self.limits.maxHeaderBytes { throw HTTPParseError(status: 431, reason: "trailers too large") }
-                if fields > self.limits.maxHeaderFields { throw HTTPParseError(status: 431, reason: "too many trailer fields") }
+                if total > self.limits.maxHeaderBytes {
+                    throw HTTPParseError(status: 431, reason: "trailers too large")
+                }
+                if fields > self.limits.maxHeaderFields {
+                    throw HTTPParseError(status: 431, reason: "too many trailer fields")
+                }
             }
         }
     }
 
     /// Takes one line ending in CRLF (or bare LF) from the front of `input`, without the line ending.
-    mutating func takeLine(_ input: inout ByteQueue, limit: Int, what: String) throws(HTTPParseError) -> ArraySlice<UInt8>? {
+    mutating func takeLine(
+        _ input: inout ByteQueue,
+        limit: Int,
+        what: String
+    ) throws(HTTPParseError) -> ArraySlice<UInt8>? {
         let r = input.readable
         guard let nl = r.firstIndex(of: 10) else {
             if r.count > limit { throw .bad("\(what) too long") }
@@ -228,7 +243,9 @@ public struct HTTPRequestParser: Sendable {
             } else {
                 // No line end yet: a trailing CR may still be the start of the CRLF.
                 let length = r.last == 13 ? r.count - 1 : r.count
-                if length > self.limits.maxRequestLine { throw HTTPParseError(status: 414, reason: "request line too long") }
+                if length > self.limits.maxRequestLine {
+                    throw HTTPParseError(status: 414, reason: "request line too long")
+                }
             }
             return nil
         }
@@ -286,7 +303,9 @@ public struct HTTPRequestParser: Sendable {
         let methodBytes = parts[0]
         guard !methodBytes.isEmpty, methodBytes.allSatisfy(isTokenByte) else { throw .bad("bad method") }
         let targetBytes = parts[1]
-        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 32 && $0 < 127 }) else { throw .bad("bad request target") }
+        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 32 && $0 < 127 }) else {
+            throw .bad("bad request target")
+        }
         let versionBytes = parts[2]
         guard versionBytes.count == 8, versionBytes.starts(with: Array("HTTP/".utf8)),
             let major = digitValue(versionBytes[versionBytes.startIndex + 5]),
@@ -329,7 +348,14 @@ public struct HTTPRequestParser: Sendable {
         } else if hosts.isEmpty && minor >= 1 {
             throw .bad("missing Host header")
         }
-        return HTTPRequestHead(method: method, target: target, versionMajor: major, versionMinor: minor, headers: headers, framing: framing)
+        return HTTPRequestHead(
+            method: method,
+            target: target,
+            versionMajor: major,
+            versionMinor: minor,
+            headers: headers,
+            framing: framing
+        )
     }
 
     static func framing(headers: HTTPHeaders, minor: Int) throws(HTTPParseError) -> HTTPBodyFraming {
@@ -364,7 +390,8 @@ public struct HTTPRequestParser: Sendable {
 
 func isTokenByte(_ b: UInt8) -> Bool {
     switch b {
-    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+        UInt8(ascii: "0")...UInt8(ascii: "9"):
         return true
     default:
         return "!#$%&'*+-.^_`|~".utf8.contains(b)

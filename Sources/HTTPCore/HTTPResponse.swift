@@ -38,7 +38,11 @@ public struct HTTPResponse: Sendable {
 
     /// A response whose body is streamed from `file`; the descriptor now belongs to the response (see
     /// `HTTPFileBody`).
-    public static func file(status: Int = 200, headers: HTTPHeaders = HTTPHeaders(), _ file: HTTPFileBody) -> HTTPResponse {
+    public static func file(
+        status: Int = 200,
+        headers: HTTPHeaders = HTTPHeaders(),
+        _ file: HTTPFileBody
+    ) -> HTTPResponse {
         var response = HTTPResponse(status: status, headers: headers)
         response.file = file
         return response
@@ -66,7 +70,9 @@ public struct HTTPResponse: Sendable {
         out.append(contentsOf: HTTPStatus.reason(self.status).utf8)
         out.append(contentsOf: "\r\n".utf8)
         for field in self.headers {
-            if asciiCaseInsensitiveEquals(field.name, "Content-Length") || asciiCaseInsensitiveEquals(field.name, "Connection") {
+            if asciiCaseInsensitiveEquals(field.name, "Content-Length")
+                || asciiCaseInsensitiveEquals(field.name, "Connection")
+            {
                 continue
             }
             // A name that is not a token is dropped and CR, LF and NUL in a value become spaces, so a value taken

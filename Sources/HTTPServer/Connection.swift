@@ -251,7 +251,12 @@ final class Connection: @unchecked Sendable {
         self.bodyBytes = []
         let request = HTTPRequest(head: head, body: body, remoteAddress: self.remoteAddress)
         let handler = self.server.handler
-        if spooledPath == nil, handler.handleInline(request, respond: { response in self.queue.async { self.respond(response, to: head) } }) {
+        if spooledPath == nil,
+            handler.handleInline(
+                request,
+                respond: { response in self.queue.async { self.respond(response, to: head) } }
+            )
+        {
             return
         }
         Task {
@@ -319,7 +324,10 @@ final class Connection: @unchecked Sendable {
             closeDescriptor(file.descriptor)
             response.file = nil
         }
-        self.server.logger.debug("refusing request", metadata: ["http.status": "\(status)", "http.reason": "\(reason)"])
+        self.server.logger.debug(
+            "refusing request",
+            metadata: ["http.status": "\(status)", "http.reason": "\(reason)"]
+        )
         self.output.append(contentsOf: response.serializeHead(keepAlive: false))
         if self.currentHead?.method != "HEAD" { self.output.append(contentsOf: response.body) }
         self.closeAfterWrite = true
@@ -450,7 +458,10 @@ final class Connection: @unchecked Sendable {
         case .idle:
             return self.phaseStart + self.config.idleTimeout.dispatchInterval
         case .head:
-            return min(self.phaseStart + self.config.headTimeout.dispatchInterval, self.lastProgress + self.config.idleTimeout.dispatchInterval)
+            return min(
+                self.phaseStart + self.config.headTimeout.dispatchInterval,
+                self.lastProgress + self.config.idleTimeout.dispatchInterval
+            )
         case .body:
             return self.lastProgress + self.config.ioTimeout.dispatchInterval
         case .handling:

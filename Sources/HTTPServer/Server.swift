@@ -48,7 +48,11 @@ public final class Server: Sendable {
     @discardableResult
     public func start() throws -> Int {
         signal(SIGPIPE, SIG_IGN)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let fd = socket(
+            AF_INET,
+            Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue),
+            0
+        )
         guard fd >= 0 else { throw HTTPServerError(operation: "socket", errno: errno) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -60,7 +64,9 @@ public final class Server: Sendable {
             throw HTTPServerError(operation: "inet_pton", errno: EINVAL)
         }
         let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0 else {
             let e = errno
@@ -87,7 +93,10 @@ public final class Server: Sendable {
             $0.port = port
         }
         source.resume()
-        self.logger.info("HTTP server listening", metadata: ["http.host": "\(self.configuration.host)", "http.port": "\(port)"])
+        self.logger.info(
+            "HTTP server listening",
+            metadata: ["http.host": "\(self.configuration.host)", "http.port": "\(port)"]
+        )
         return port
     }
 

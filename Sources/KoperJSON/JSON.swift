@@ -119,7 +119,8 @@ public struct JSONObject: Sendable, Equatable, ExpressibleByDictionaryLiteral {
     }
 }
 
-extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral, ExpressibleByNilLiteral,
+extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByNilLiteral,
     ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
     public init(stringLiteral value: String) { self = .string(value) }
@@ -177,7 +178,8 @@ public struct JSONParser {
     var i = 0
     let maxDepth: Int
 
-    public static func parse<C: Collection>(_ input: C, maxDepth: Int = 64) throws(JSONParseError) -> JSON where C.Element == UInt8 {
+    public static func parse<C: Collection>(_ input: C, maxDepth: Int = 64) throws(JSONParseError) -> JSON
+    where C.Element == UInt8 {
         var p = JSONParser(bytes: Array(input), maxDepth: maxDepth)
         p.skipWS()
         let v = try p.value(depth: 0)
@@ -335,7 +337,9 @@ public struct JSONParser {
                 case UInt8(ascii: "u"):
                     var scalar = try self.hex4()
                     if scalar >= 0xD800 && scalar < 0xDC00 {
-                        guard self.peek(UInt8(ascii: "\\")), self.i + 1 < self.bytes.count, self.bytes[self.i + 1] == UInt8(ascii: "u") else {
+                        guard self.peek(UInt8(ascii: "\\")), self.i + 1 < self.bytes.count,
+                            self.bytes[self.i + 1] == UInt8(ascii: "u")
+                        else {
                             throw self.error("lone surrogate")
                         }
                         self.i += 2

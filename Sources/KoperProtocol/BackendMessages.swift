@@ -195,7 +195,13 @@ public struct UpdateAnswer: Sendable, Equatable, Codable {
     public var canceled: Bool?
     public var buildState: BuildState?
 
-    public init(applied: Bool, duplicate: Bool? = nil, final: Bool? = nil, canceled: Bool? = nil, buildState: BuildState? = nil) {
+    public init(
+        applied: Bool,
+        duplicate: Bool? = nil,
+        final: Bool? = nil,
+        canceled: Bool? = nil,
+        buildState: BuildState? = nil
+    ) {
         self.applied = applied
         self.duplicate = duplicate
         self.final = final

@@ -247,10 +247,14 @@ public struct TaskDescription: Sendable, Equatable, Codable {
     public func validate() throws(WireError) {
         func check(_ value: String?, _ field: String, _ rule: (String) -> Bool) throws(WireError) {
             guard let value else { return }
-            guard rule(value) else { throw WireError("task: \(field) has characters or a length that are not accepted") }
+            guard rule(value) else {
+                throw WireError("task: \(field) has characters or a length that are not accepted")
+            }
         }
         func checkList(_ values: [String], _ field: String, max: Int, _ rule: (String) -> Bool) throws(WireError) {
-            guard values.count <= max else { throw WireError("task: \(field) must be a list of at most \(max) strings") }
+            guard values.count <= max else {
+                throw WireError("task: \(field) must be a list of at most \(max) strings")
+            }
             for value in values where !rule(value) {
                 throw WireError("task: \(field) has an entry that is not accepted")
             }

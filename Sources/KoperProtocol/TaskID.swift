@@ -30,7 +30,9 @@ public struct TaskID: Sendable, Hashable, Codable, CustomStringConvertible, Loss
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let id = TaskID(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "malformed task id"))
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "malformed task id")
+            )
         }
         self = id
     }

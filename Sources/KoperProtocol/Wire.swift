@@ -53,7 +53,8 @@ public enum Wire {
         switch error {
         case .keyNotFound(let key, let context):
             let parent = path(context)
-            return parent == "the message" ? "\(key.stringValue) is required" : "\(parent).\(key.stringValue) is required"
+            return parent == "the message"
+                ? "\(key.stringValue) is required" : "\(parent).\(key.stringValue) is required"
         case .valueNotFound(_, let context): return "\(path(context)) must not be null"
         case .typeMismatch(let type, let context): return "\(path(context)) must be \(Self.typeName(type))"
         case .dataCorrupted(let context):

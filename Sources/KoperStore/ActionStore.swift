@@ -8,7 +8,10 @@ public enum ActionStore {
 
     /// Queues an action and wakes the Backend's long-poll.
     public static func enqueue(
-        _ c: PGConnection, _ payload: BackendAction.Payload, ownername: String?, projectname: String?
+        _ c: PGConnection,
+        _ payload: BackendAction.Payload,
+        ownername: String?,
+        projectname: String?
     ) throws {
         let action = BackendAction(id: 0, payload: payload)
         try c.execute(
@@ -26,11 +29,17 @@ public enum ActionStore {
             "SELECT id, action_type, ownername, projectname, data FROM actions WHERE state = 'pending' ORDER BY id LIMIT \(limit)"
         ).rows.map { row in
             var data = try row.decode("data", as: JSON?.self)?.objectValue ?? JSONObject()
-            if data["ownername"] == nil, let owner = try row.decode("ownername", as: String?.self) { data["ownername"] = .string(owner) }
+            if data["ownername"] == nil, let owner = try row.decode("ownername", as: String?.self) {
+                data["ownername"] = .string(owner)
+            }
             if data["projectname"] == nil, let project = try row.decode("projectname", as: String?.self) {
                 data["projectname"] = .string(project)
             }
-            return BackendAction(id: try row.decode("id"), actionType: try row.decode("action_type"), data: .object(data))
+            return BackendAction(
+                id: try row.decode("id"),
+                actionType: try row.decode("action_type"),
+                data: .object(data)
+            )
         }
     }
 

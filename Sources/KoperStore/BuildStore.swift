@@ -146,10 +146,25 @@ public struct NewBuild: Sendable {
     public var chroots: [(id: Int, name: String)]
 
     public init(
-        projectID: Int, ownername: String, projectname: String, projectDirname: String, submitterID: Int,
-        submitterName: String, packageID: Int?, sourceType: String, sourceJSON: JSON, sourceState: BuildState,
-        package: Package?, srpm: UploadedSRPM?, srpmURL: String?, background: Bool, timeout: Int, enableNet: Bool,
-        isolation: String, bootstrap: String?, chroots: [(id: Int, name: String)]
+        projectID: Int,
+        ownername: String,
+        projectname: String,
+        projectDirname: String,
+        submitterID: Int,
+        submitterName: String,
+        packageID: Int?,
+        sourceType: String,
+        sourceJSON: JSON,
+        sourceState: BuildState,
+        package: Package?,
+        srpm: UploadedSRPM?,
+        srpmURL: String?,
+        background: Bool,
+        timeout: Int,
+        enableNet: Bool,
+        isolation: String,
+        bootstrap: String?,
+        chroots: [(id: Int, name: String)]
     ) {
         self.projectID = projectID
         self.ownername = ownername
@@ -213,7 +228,12 @@ public enum BuildStore {
 
     /// A project's builds, newest first, optionally of one package name and in one state.
     public static func list(
-        _ c: PGConnection, projectID: Int, packageName: String?, state: BuildState?, limit: Int, offset: Int
+        _ c: PGConnection,
+        projectID: Int,
+        packageName: String?,
+        state: BuildState?,
+        limit: Int,
+        offset: Int
     ) throws -> [BuildRecord] {
         try c.all(
             """
@@ -233,7 +253,8 @@ public enum BuildStore {
         )
     }
 
-    public static func chroots(_ c: PGConnection, buildID: Int, descending: Bool = false) throws -> [BuildChrootRecord] {
+    public static func chroots(_ c: PGConnection, buildID: Int, descending: Bool = false) throws -> [BuildChrootRecord]
+    {
         let order: PGQuery = descending ? "DESC" : "ASC"
         return try c.all(
             """
@@ -302,7 +323,9 @@ public enum BuildStore {
         let source: BuildState = try row.decode("source_state")
         let states = try row.decode("states", as: [String].self).map { BuildState(rawValue: $0) ?? .unknown }
         let state = BuildStateDerivation.buildState(
-            canceled: try row.decode("canceled"), sourceState: source, chrootStates: states
+            canceled: try row.decode("canceled"),
+            sourceState: source,
+            chrootStates: states
         )
         try c.execute(
             """
@@ -321,8 +344,14 @@ public enum BuildStore {
     // MARK: Cancel
 
     /// The build's project and state, with the row locked so a concurrent Backend update and a cancel serialise.
-    public static func lockForCancel(_ c: PGConnection, id: Int) throws -> (projectID: Int, state: BuildState, sourceState: BuildState)? {
-        guard let row = try c.query("SELECT project_id, state, source_state FROM builds WHERE id = \(id) FOR UPDATE").first else {
+    public static func lockForCancel(
+        _ c: PGConnection,
+        id: Int
+    ) throws -> (projectID: Int, state: BuildState, sourceState: BuildState)? {
+        guard
+            let row = try c.query("SELECT project_id, state, source_state FROM builds WHERE id = \(id) FOR UPDATE")
+                .first
+        else {
             return nil
         }
         return (try row.decode("project_id"), try row.decode("state"), try row.decode("source_state"))
@@ -331,7 +360,9 @@ public enum BuildStore {
     /// Cancels a build: the Backend is asked to kill the tasks a builder holds, every unfinished chroot and the
     /// source build end `canceled`, and the derived state is refreshed.
     public static func cancel(_ c: PGConnection, id: Int, sourceState: BuildState) throws {
-        var kill = try c.query("SELECT name FROM build_chroots WHERE build_id = \(id) AND state IN ('starting', 'running')").rows.map {
+        var kill = try c.query(
+            "SELECT name FROM build_chroots WHERE build_id = \(id) AND state IN ('starting', 'running')"
+        ).rows.map {
             TaskID(buildID: id, chroot: try $0.decode("name", as: String.self))
         }
         if sourceState == .starting || sourceState == .running { kill.append(TaskID(buildID: id, chroot: nil)) }
@@ -380,7 +411,9 @@ public enum BuildStore {
         try c.execute("DELETE FROM builds WHERE id = ANY(\(ids))")
         try ActionStore.enqueue(
             c,
-            .deleteBuilds(.init(ownername: first.ownername, projectDirname: first.projectDirname, chrootBuilddirs: dirs)),
+            .deleteBuilds(
+                .init(ownername: first.ownername, projectDirname: first.projectDirname, chrootBuilddirs: dirs)
+            ),
             ownername: first.ownername,
             projectname: first.projectname
         )
@@ -391,7 +424,12 @@ public enum BuildStore {
 
     /// The finished builds of one package that retention removes: those older than the package's `keep`-th newest
     /// succeeded (or forked) build, locked.
-    public static func prunable(_ c: PGConnection, projectID: Int, packageID: Int, keep: Int) throws -> [BuildDeletionRow] {
+    public static func prunable(
+        _ c: PGConnection,
+        projectID: Int,
+        packageID: Int,
+        keep: Int
+    ) throws -> [BuildDeletionRow] {
         try c.all(
             """
             WITH oldest_kept AS (
@@ -415,8 +453,12 @@ public enum BuildStore {
 
     /// A project's retention limit (nil when off or the project is persistent).
     public static func retentionLimit(_ c: PGConnection, projectID: Int) throws -> Int? {
-        guard let row = try c.query("SELECT keep_builds, persistent FROM projects WHERE id = \(projectID)").first else { return nil }
-        guard let keep = try row.decode("keep_builds", as: Int?.self), keep > 0, try !row.decode("persistent", as: Bool.self) else {
+        guard let row = try c.query("SELECT keep_builds, persistent FROM projects WHERE id = \(projectID)").first else {
+            return nil
+        }
+        guard let keep = try row.decode("keep_builds", as: Int?.self), keep > 0,
+            try !row.decode("persistent", as: Bool.self)
+        else {
             return nil
         }
         return keep

@@ -65,7 +65,8 @@ public struct TaskRecord: PGRecord, Equatable {
         p.id AS project_id, p.ownername, p.name AS projectname, p.devel_mode, p.fedora_review, p.appstream, p.module_hotfixes,
         p.bootstrap AS project_bootstrap, p.isolation AS project_isolation, p.additional_repos, u.name AS submitter
         """
-    static let from: PGQuery = "FROM builds b JOIN projects p ON p.id = b.project_id LEFT JOIN users u ON u.id = b.submitter_id"
+    static let from: PGQuery =
+        "FROM builds b JOIN projects p ON p.id = b.project_id LEFT JOIN users u ON u.id = b.submitter_id"
     static let chrootColumns: PGQuery = """
         bc.name AS chroot_name, bc.state AS chroot_state, bc.result_dir, bc.claimed_by, pc.additional_packages,
         pc.additional_repos AS chroot_repos, pc.with_opts, pc.without_opts, pc.isolation AS chroot_isolation,
@@ -264,17 +265,24 @@ public enum TaskStore {
         }
         let build = update.taskID.buildID
         guard
-            let b = try c.query("SELECT canceled, source_state, project_id, package_id FROM builds WHERE id = \(build) FOR UPDATE").first
+            let b = try c.query(
+                "SELECT canceled, source_state, project_id, package_id FROM builds WHERE id = \(build) FOR UPDATE"
+            ).first
         else { throw UpdateRefusal.noSuchTask }
         try c.execute("INSERT INTO backend_updates (update_id) VALUES (\(update.updateID))")
-        if try b.decode("canceled", as: Bool.self) { return UpdateResult(answer: UpdateAnswer(applied: false, canceled: true)) }
+        if try b.decode("canceled", as: Bool.self) {
+            return UpdateResult(answer: UpdateAnswer(applied: false, canceled: true))
+        }
         let state = update.state
         let isFinal = state == .succeeded || state == .failed
         var packageID: Int? = try b.decode("package_id")
         if let chroot = update.taskID.chroot {
-            guard let current = try c.value(
-                "SELECT state FROM build_chroots WHERE build_id = \(build) AND name = \(chroot)", as: BuildState.self
-            ) else { throw UpdateRefusal.noSuchTask }
+            guard
+                let current = try c.value(
+                    "SELECT state FROM build_chroots WHERE build_id = \(build) AND name = \(chroot)",
+                    as: BuildState.self
+                )
+            else { throw UpdateRefusal.noSuchTask }
             if current.isFinal { return UpdateResult(answer: UpdateAnswer(applied: false, final: true)) }
             let packages: String? = try update.builtPackages.map { try Wire.json($0).text }
             try c.execute(
@@ -303,8 +311,12 @@ public enum TaskStore {
             if state == .succeeded {
                 // The SRPM is known now: record its NEVR, name the result dirs and release the chroots.
                 guard let srpm = update.srpm else { throw UpdateRefusal.srpmRequired }
-                do { try Names.validatePackageName(srpm.name) } catch { throw UpdateRefusal.invalidPackageName("\(error)") }
-                let package = try packageID ?? PackageStore.ensure(c, projectID: try b.decode("project_id"), name: srpm.name, sourceType: "url")
+                do { try Names.validatePackageName(srpm.name) } catch {
+                    throw UpdateRefusal.invalidPackageName("\(error)")
+                }
+                let package =
+                    try packageID
+                    ?? PackageStore.ensure(c, projectID: try b.decode("project_id"), name: srpm.name, sourceType: "url")
                 packageID = package
                 try c.execute(
                     """
@@ -362,15 +374,20 @@ public enum TaskStore {
     /// Moves an import on: `importing → succeeded` (chroots `pending`) or `failed`. Nil if there is no such build;
     /// `.applied == false` when repeated.
     public static func completeImport(_ c: PGConnection, buildID: Int, succeeded: Bool) throws -> UpdateAnswer? {
-        guard let row = try c.query("SELECT source_state, canceled FROM builds WHERE id = \(buildID) FOR UPDATE").first else {
+        guard let row = try c.query("SELECT source_state, canceled FROM builds WHERE id = \(buildID) FOR UPDATE").first
+        else {
             return nil
         }
-        guard try row.decode("source_state", as: BuildState.self) == .importing, try !row.decode("canceled", as: Bool.self) else {
+        guard try row.decode("source_state", as: BuildState.self) == .importing,
+            try !row.decode("canceled", as: Bool.self)
+        else {
             return UpdateAnswer(applied: false)
         }
         let sourceState: BuildState = succeeded ? .succeeded : .failed
         let chrootState: BuildState = succeeded ? .pending : .failed
-        try c.execute("UPDATE builds SET source_state = \(sourceState.rawValue), source_ended_on = now() WHERE id = \(buildID)")
+        try c.execute(
+            "UPDATE builds SET source_state = \(sourceState.rawValue), source_ended_on = now() WHERE id = \(buildID)"
+        )
         try c.execute(
             """
             UPDATE build_chroots SET state = \(chrootState.rawValue), ended_on = CASE WHEN \(!succeeded) THEN now() END

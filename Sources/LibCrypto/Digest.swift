@@ -37,7 +37,10 @@ public enum Crypto {
     }
 
     /// A random string over `alphabet` without modulo bias.
-    public static func randomString(length: Int, alphabet: String = "abcdefghijklmnopqrstuvwxyz") throws(CryptoError) -> String {
+    public static func randomString(
+        length: Int,
+        alphabet: String = "abcdefghijklmnopqrstuvwxyz"
+    ) throws(CryptoError) -> String {
         let chars = Array(alphabet.unicodeScalars)
         precondition(!chars.isEmpty && chars.count <= 256)
         let limit = 256 - (256 % chars.count)
@@ -54,7 +57,9 @@ public enum Crypto {
     public static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         if a.isEmpty { return true }
-        return a.withUnsafeBytes { pa in b.withUnsafeBytes { pb in CRYPTO_memcmp(pa.baseAddress, pb.baseAddress, a.count) == 0 } }
+        return a.withUnsafeBytes { pa in
+            b.withUnsafeBytes { pb in CRYPTO_memcmp(pa.baseAddress, pb.baseAddress, a.count) == 0 }
+        }
     }
 
     public static func hex<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {

@@ -221,7 +221,8 @@ extension Date: PGEncodable, PGDecodable {
         func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
         let micro = String(micros)
         let fraction = String(repeating: "0", count: max(0, 6 - micro.count)) + micro
-        return "\(y)-\(two(m))-\(two(d)) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
+        return
+            "\(y)-\(two(m))-\(two(d)) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))"
             + ".\(fraction)+00"
     }
 

@@ -280,7 +280,8 @@ public final class PGPool: Sendable {
                     }
                     state.waiters.append(
                         Waiter(
-                            id: id, resume: { continuation.resume(with: $0) },
+                            id: id,
+                            resume: { continuation.resume(with: $0) },
                             deadline: .now() + checkoutTimeout.dispatchInterval
                         )
                     )

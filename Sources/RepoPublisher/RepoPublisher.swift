@@ -30,7 +30,8 @@ public actor RepoPublisher {
     /// - Parameter fullRebuild: read and render every package again and rewrite the index (the
     ///   `regenerate-repos` action; for an index an operator no longer trusts). Coalesced with concurrent calls:
     ///   the batch's one write is a full rebuild if any caller in it asked for one.
-    public func publish(directory: String, fullRebuild: Bool = false) async throws(RepoPublisherError) -> PublishResult {
+    public func publish(directory: String, fullRebuild: Bool = false) async throws(RepoPublisherError) -> PublishResult
+    {
         let key = Self.canonicalPath(directory)
         let worker: DirectoryWorker
         if let existing = self.workers[key] {
@@ -129,7 +130,8 @@ final class DirectoryWorker: Sendable {
     /// Runs on `queue`: one write per batch of waiting callers until nobody waits.
     private func drain() {
         while true {
-            let next = self.state.withLock { state -> (batch: [CheckedContinuation<PublishResult, any Error>], full: Bool)? in
+            let next = self.state.withLock {
+                state -> (batch: [CheckedContinuation<PublishResult, any Error>], full: Bool)? in
                 if state.waiting.isEmpty {
                     state.running = false
                     return nil

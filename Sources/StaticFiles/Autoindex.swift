@@ -19,7 +19,8 @@ enum Autoindex {
 
             """
         if hasParent {
-            html += "<tr><td><a href=\"../\">Parent Directory</a></td><td>&nbsp;</td><td align=\"right\">  - </td></tr>\n"
+            html +=
+                "<tr><td><a href=\"../\">Parent Directory</a></td><td>&nbsp;</td><td align=\"right\">  - </td></tr>\n"
         }
         for entry in sorted {
             let suffix = entry.isDirectory ? "/" : ""

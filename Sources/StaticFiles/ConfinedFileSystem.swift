@@ -106,7 +106,12 @@ struct ConfinedFileSystem: Sendable {
             let kind = st.st_mode & S_IFMT
             guard kind == S_IFREG || kind == S_IFDIR else { continue }
             entries.append(
-                ListingEntry(name: name, isDirectory: kind == S_IFDIR, size: Int(st.st_size), modified: Int(st.st_mtim.tv_sec))
+                ListingEntry(
+                    name: name,
+                    isDirectory: kind == S_IFDIR,
+                    size: Int(st.st_size),
+                    modified: Int(st.st_mtim.tv_sec)
+                )
             )
         }
         return (entries, truncated)

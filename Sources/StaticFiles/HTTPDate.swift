@@ -12,13 +12,15 @@ enum HTTPDate {
         let tm = Self.utc(seconds)
         let day = Self.days[Int(tm.tm_wday) % 7]
         let month = Self.months[Int(tm.tm_mon) % 12]
-        return "\(day), \(pad2(tm.tm_mday)) \(month) \(1900 + Int(tm.tm_year)) \(pad2(tm.tm_hour)):\(pad2(tm.tm_min)):\(pad2(tm.tm_sec)) GMT"
+        return
+            "\(day), \(pad2(tm.tm_mday)) \(month) \(1900 + Int(tm.tm_year)) \(pad2(tm.tm_hour)):\(pad2(tm.tm_min)):\(pad2(tm.tm_sec)) GMT"
     }
 
     /// `1994-11-06 08:49`, the Apache autoindex column.
     static func formatListing(_ seconds: Int) -> String {
         let tm = Self.utc(seconds)
-        return "\(1900 + Int(tm.tm_year))-\(pad2(tm.tm_mon + 1))-\(pad2(tm.tm_mday)) \(pad2(tm.tm_hour)):\(pad2(tm.tm_min))"
+        return
+            "\(1900 + Int(tm.tm_year))-\(pad2(tm.tm_mon + 1))-\(pad2(tm.tm_mday)) \(pad2(tm.tm_hour)):\(pad2(tm.tm_min))"
     }
 
     /// Parses an IMF-fixdate; the obsolete RFC 850 and asctime forms are not accepted (nil: ignore the header).

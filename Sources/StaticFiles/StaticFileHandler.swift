@@ -68,7 +68,11 @@ public struct StaticFileHandler: HTTPHandler {
 
     func respond(to head: HTTPRequestHead, path: RequestPath) -> HTTPResponse {
         guard head.method == "GET" || head.method == "HEAD" else {
-            var response = HTTPResponse(status: 405, contentType: "text/plain; charset=utf-8", body: "Method Not Allowed\n")
+            var response = HTTPResponse(
+                status: 405,
+                contentType: "text/plain; charset=utf-8",
+                body: "Method Not Allowed\n"
+            )
             response.headers.add(name: "Allow", value: "GET, HEAD")
             return response
         }
@@ -99,14 +103,18 @@ public struct StaticFileHandler: HTTPHandler {
     /// (never `//`), so it cannot point at another host.
     func redirectToSlashed(_ segments: [String]) -> HTTPResponse {
         let location = self.urlPath(segments, encoded: true)
-        var response = HTTPResponse(status: 301, contentType: "text/html; charset=utf-8", body: """
-            <!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
-            <html><head><title>301 Moved Permanently</title></head><body>
-            <h1>Moved Permanently</h1>
-            <p>The document has moved <a href="\(PathText.escapeHTML(location))">here</a>.</p>
-            </body></html>
+        var response = HTTPResponse(
+            status: 301,
+            contentType: "text/html; charset=utf-8",
+            body: """
+                <!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
+                <html><head><title>301 Moved Permanently</title></head><body>
+                <h1>Moved Permanently</h1>
+                <p>The document has moved <a href="\(PathText.escapeHTML(location))">here</a>.</p>
+                </body></html>
 
-            """)
+                """
+        )
         response.headers.add(name: "Location", value: location)
         return response
     }
@@ -152,10 +160,18 @@ public struct StaticFileHandler: HTTPHandler {
             return .file(status: 200, headers: headers, HTTPFileBody(descriptor: fd, offset: 0, length: size))
         case .partial(let first, let last):
             headers.add(name: "Content-Range", value: "bytes \(first)-\(last)/\(size)")
-            return .file(status: 206, headers: headers, HTTPFileBody(descriptor: fd, offset: first, length: last - first + 1))
+            return .file(
+                status: 206,
+                headers: headers,
+                HTTPFileBody(descriptor: fd, offset: first, length: last - first + 1)
+            )
         case .unsatisfiable:
             Glibc.close(fd)
-            var response = HTTPResponse(status: 416, contentType: "text/plain; charset=utf-8", body: "Range Not Satisfiable\n")
+            var response = HTTPResponse(
+                status: 416,
+                contentType: "text/plain; charset=utf-8",
+                body: "Range Not Satisfiable\n"
+            )
             response.headers.add(name: "Content-Range", value: "bytes */\(size)")
             return response
         }

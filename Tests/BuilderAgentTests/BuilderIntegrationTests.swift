@@ -33,11 +33,18 @@ final class BuilderIntegrationTests {
     }
 
     /// An RPM task for `TestSRPM.probeSpec(name:buildScript:)`, served here, and a fresh output directory.
-    private func probeTask(_ name: String, buildScript: String = "", timeout: Int = 600) throws -> (task: String, output: String) {
+    private func probeTask(
+        _ name: String,
+        buildScript: String = "",
+        timeout: Int = 600
+    ) throws -> (task: String, output: String) {
         let spec = TestSRPM.probeSpec(name: name, probePort: self.server.port, buildScript: buildScript)
         let srpm = try TestSRPM.make(name: name, spec: spec, into: self.served)
         let output = try self.makeOutput()
-        let task = try BuilderFixture.writeTask(BuilderFixture.rpmTask(srpmURL: self.server.url(srpm), timeout: timeout), in: self.served)
+        let task = try BuilderFixture.writeTask(
+            BuilderFixture.rpmTask(srpmURL: self.server.url(srpm), timeout: timeout),
+            in: self.served
+        )
         return (task, output)
     }
 
@@ -209,7 +216,9 @@ final class BuilderIntegrationTests {
         }
         func leftovers() -> [String] {
             ["memory", "pids"].flatMap { c in
-                (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/\(c)/\(parent)"))?.filter { $0.hasPrefix("koper-") } ?? []
+                (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/\(c)/\(parent)"))?.filter {
+                    $0.hasPrefix("koper-")
+                } ?? []
             }
         }
 
@@ -230,8 +239,13 @@ final class BuilderIntegrationTests {
 
         // An unusable parent is an infrastructure error (exit 2), never a build without the limits asked for.
         let (task, output) = try self.probeTask("hello-noparent")
-        #expect(try BuilderFixture.runBuilder(task: task, output: output, extra: ["--cgroup", "no-such-parent-\(parent)"]) == 2)
-        #expect(BuilderFixture.readString(output + "/builder-live.log")?.contains("cannot create the build cgroup") == true)
+        #expect(
+            try BuilderFixture.runBuilder(task: task, output: output, extra: ["--cgroup", "no-such-parent-\(parent)"])
+                == 2
+        )
+        #expect(
+            BuilderFixture.readString(output + "/builder-live.log")?.contains("cannot create the build cgroup") == true
+        )
     }
 
     @Test func timeoutExitsThreeAndKillsTheBuild() throws {
@@ -246,7 +260,10 @@ final class BuilderIntegrationTests {
     }
 
     @Test func liveLogGrowsDuringTheBuildAndSIGTERMCancels() throws {
-        let (task, output) = try self.probeTask("hello-ticks", buildScript: "for i in $(seq 1 300); do echo tick $i; sleep 1; done")
+        let (task, output) = try self.probeTask(
+            "hello-ticks",
+            buildScript: "for i in $(seq 1 300); do echo tick $i; sleep 1; done"
+        )
 
         let process = try BuilderFixture.startBuilder(task: task, output: output)
         defer {
@@ -449,6 +466,8 @@ final class BuilderIntegrationTests {
 
 enum BuildCgroupProbe {
     static func procs(_ dir: String) -> [String] {
-        ((try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        ((try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8)) ?? "").split(separator: "\n").map(
+            String.init
+        )
     }
 }

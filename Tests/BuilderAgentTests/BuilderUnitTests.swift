@@ -1,7 +1,7 @@
-import KoperProtocol
 import CoprModel
 import Foundation
 import KoperJSON
+import KoperProtocol
 import Testing
 
 @testable import BuilderAgent

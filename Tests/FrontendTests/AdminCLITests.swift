@@ -1,7 +1,7 @@
 import Foundation
 import LibCrypto
-import Testing
 import TestSupport
+import Testing
 
 /// The admin commands of the real `koper-frontend` binary against a real database.
 @Suite(.serialized)
@@ -60,9 +60,17 @@ struct AdminCLITests {
         let login = try #require(lines.first { $0.hasPrefix("login = ") }?.dropFirst(8))
         // The database holds only the token's hash, under the printed login, expiring in 7 days.
         let check = try await Command.run(
-            "/usr/bin/psql", ["-X", "-A", "-t", "-d", conninfo, "-c", "SELECT api_token_sha256 || ' ' || (api_token_expiration - current_date) || ' ' || is_admin FROM users WHERE api_login = '\(login)'"]
+            "/usr/bin/psql",
+            [
+                "-X", "-A", "-t", "-d", conninfo, "-c",
+                "SELECT api_token_sha256 || ' ' || (api_token_expiration - current_date) || ' ' || is_admin FROM users WHERE api_login = '\(login)'",
+            ]
         )
-        #expect(check.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(Crypto.sha256Hex(Array(token.utf8))) 7 true", "\(check)")
+        #expect(
+            check.output.trimmingCharacters(in: .whitespacesAndNewlines)
+                == "\(Crypto.sha256Hex(Array(token.utf8))) 7 true",
+            "\(check)"
+        )
         #expect(!check.output.contains(String(token)))
         r = try await admin(["token", "mint", "ghost"])
         #expect(r.status != 0)

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import Frontend
 
@@ -48,15 +48,23 @@ final class BuildStack: @unchecked Sendable {
             ["host": $0.host, "port": $0.port, "user": $0.user, "host_key": $0.hostPublicKeyPath]
         }
         var config: [String: Any] = [
-            "frontend_url": self.frontend.url, "backend_secret": FrontendHarness.backendSecret, "listen_port": self.backendPort,
+            "frontend_url": self.frontend.url, "backend_secret": FrontendHarness.backendSecret,
+            "listen_port": self.backendPort,
             "results_url": resultsURL, "results_dir": "\(self.dir)/results", "state_dir": "\(self.dir)/state",
             "tickets_database": tickets, "ssh_private_key": key, "builder_command": "\(Self.binDir)/koper-builder",
             "remote_work_dir": "koper-builds", "log_level": "debug",
-            "pools": [["name": "local", "tags": ["arch_x86_64", "arch_noarch"], "max": maxPerPool ?? count, "max_prealloc": 0, "static_hosts": hosts]],
+            "pools": [
+                [
+                    "name": "local", "tags": ["arch_x86_64", "arch_noarch"], "max": maxPerPool ?? count,
+                    "max_prealloc": 0, "static_hosts": hosts,
+                ]
+            ],
         ]
         for (k, v) in extraConfig { config[k] = v }
         self.configPath = "\(self.dir)/backend.json"
-        try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted]).write(to: URL(fileURLWithPath: self.configPath))
+        try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted]).write(
+            to: URL(fileURLWithPath: self.configPath)
+        )
         try self.startBackend()
     }
 
@@ -65,7 +73,9 @@ final class BuildStack: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: Self.binDir + "/koper-backend")
         p.arguments = ["serve", "--config", self.configPath]
         let log = "\(self.dir)/backend.log"
-        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log) {
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+        }
         let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         h.seekToEndOfFile()
         p.standardOutput = h
@@ -109,12 +119,21 @@ final class BuildStack: @unchecked Sendable {
         return last
     }
 
-    func upload(_ user: FrontendHarness.Credentials, project: String, srpm: String, timeout: Int? = nil) async throws -> Int {
+    func upload(
+        _ user: FrontendHarness.Credentials,
+        project: String,
+        srpm: String,
+        timeout: Int? = nil
+    ) async throws -> Int {
         let d = try makeTemporaryDirectory()
-        let json = timeout.map { #"{"ownername": "\#(user.user)", "projectname": "\#(project)", "timeout": \#($0)}"# }
+        let json =
+            timeout.map { #"{"ownername": "\#(user.user)", "projectname": "\#(project)", "timeout": \#($0)}"# }
             ?? #"{"ownername": "\#(user.user)", "projectname": "\#(project)"}"#
         try json.write(toFile: "\(d)/json", atomically: true, encoding: .utf8)
-        let r = try await curl(["-u", "\(user.login):\(user.token)", "-F", "pkgs=@\(srpm)", "-F", "json=@\(d)/json", "\(self.frontend.url)/api_3/build/create/upload"])
+        let r = try await curl([
+            "-u", "\(user.login):\(user.token)", "-F", "pkgs=@\(srpm)", "-F", "json=@\(d)/json",
+            "\(self.frontend.url)/api_3/build/create/upload",
+        ])
         guard let id = r.json?["id"] as? Int else { throw SRPMFixture.Failure(description: "upload failed: \(r.body)") }
         return id
     }
@@ -185,7 +204,9 @@ final class KeygenProcess: @unchecked Sendable {
         let clock = ContinuousClock()
         let t0 = clock.now
         while clock.now - t0 < .seconds(60), k.process.isRunning {
-            if let port = (try? String(contentsOfFile: k.root + "/port", encoding: .utf8)).flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) {
+            if let port = (try? String(contentsOfFile: k.root + "/port", encoding: .utf8)).flatMap({
+                Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            }) {
                 k.url = "http://127.0.0.1:\(port)"
                 return k
             }
@@ -199,7 +220,11 @@ final class KeygenProcess: @unchecked Sendable {
         if self.process.isRunning { kill(self.process.processIdentifier, SIGTERM) }
         for _ in 0..<100 where self.process.isRunning { try? await Task.sleep(for: .milliseconds(50)) }
         if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
-        _ = try? await Command.run("/usr/bin/gpgconf", ["--homedir", self.root + "/gnupg", "--kill", "gpg-agent"], timeout: 30)
+        _ = try? await Command.run(
+            "/usr/bin/gpgconf",
+            ["--homedir", self.root + "/gnupg", "--kill", "gpg-agent"],
+            timeout: 30
+        )
     }
 }
 
@@ -242,7 +267,12 @@ func twoPackageSRPM(name: String) async throws -> String {
 struct BuildFlowTests {
     func project(_ s: BuildStack, _ name: String) async throws -> FrontendHarness.Credentials {
         let u = try await s.frontend.makeUser("u\(UInt16.random(in: 0...UInt16.max))")
-        let r = try await s.frontend.send("POST", "/api_3/project/add/\(u.user)", json: #"{"name": "\#(name)", "chroots": ["fedora-39-x86_64"]}"#, auth: u)
+        let r = try await s.frontend.send(
+            "POST",
+            "/api_3/project/add/\(u.user)",
+            json: #"{"name": "\#(name)", "chroots": ["fedora-39-x86_64"]}"#,
+            auth: u
+        )
         #expect(r.status == 200, "\(r.body)")
         return u
     }
@@ -255,36 +285,60 @@ struct BuildFlowTests {
         let id: Int
         if let cli = coprCLI {
             let home = try makeTemporaryDirectory(prefix: "koper-home")
-            let r = try await Command.run(cli, ["--config", try s.frontend.coprConfig(u), "build", "flow", srpm, "--nowait"], environment: ["HOME": home])
+            let r = try await Command.run(
+                cli,
+                ["--config", try s.frontend.coprConfig(u), "build", "flow", srpm, "--nowait"],
+                environment: ["HOME": home]
+            )
             #expect(r.status == 0, "\(r)")
-            id = try #require(r.output.split(separator: "\n").first { $0.hasPrefix("Created builds:") }.flatMap { Int($0.split(separator: " ").last!) })
+            id = try #require(
+                r.output.split(separator: "\n").first { $0.hasPrefix("Created builds:") }.flatMap {
+                    Int($0.split(separator: " ").last!)
+                }
+            )
         } else {
             id = try await s.upload(u, project: "flow", srpm: srpm)
         }
         // While it runs, the live log is readable over HTTP.
-        #expect(try await s.wait(id, for: ["running"], timeout: .seconds(60)) == "running", "\(s.backendLog.suffix(3000))")
+        #expect(
+            try await s.wait(id, for: ["running"], timeout: .seconds(60)) == "running",
+            "\(s.backendLog.suffix(3000))"
+        )
         let dir = String(format: "%08d-flowpkg", id)
         let live = "\(s.resultsURL)/\(u.user)/flow/fedora-39-x86_64/\(dir)/builder-live.log"
         var sawLive = false
         for _ in 0..<40 {
             let r = try await curl([live])
-            if r.status == 200 && r.body.contains("tick") { sawLive = true; break }
+            if r.status == 200 && r.body.contains("tick") {
+                sawLive = true
+                break
+            }
             try await Task.sleep(for: .milliseconds(250))
         }
         #expect(sawLive, "the live log was not readable during the build")
         #expect(try await s.wait(id, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
-        let files = try FileManager.default.contentsOfDirectory(atPath: "\(s.resultsDir)/\(u.user)/flow/fedora-39-x86_64/\(dir)")
+        let files = try FileManager.default.contentsOfDirectory(
+            atPath: "\(s.resultsDir)/\(u.user)/flow/fedora-39-x86_64/\(dir)"
+        )
         #expect(files.contains { $0.hasPrefix("flowpkg-1.0-1") && $0.hasSuffix(".noarch.rpm") }, "\(files)")
         #expect(files.contains("builder-live.log.gz"))
         #expect(files.contains("backend.log.gz"))
         #expect(files.contains("results.json"))
         let built = try await s.frontend.get("/api_3/build/built-packages/\(id)")
-        #expect(((built.json?["fedora-39-x86_64"] as? [String: Any])?["packages"] as? [[String: Any]])?.contains { $0["name"] as? String == "flowpkg" } == true)
+        #expect(
+            ((built.json?["fedora-39-x86_64"] as? [String: Any])?["packages"] as? [[String: Any]])?.contains {
+                $0["name"] as? String == "flowpkg"
+            } == true
+        )
         // copr-cli download-build (wget --cut-dirs 6) fetches the RPMs.
         if let cli = coprCLI {
             let dest = try makeTemporaryDirectory(prefix: "koper-dl")
             let home = try makeTemporaryDirectory(prefix: "koper-home")
-            let r = try await Command.run(cli, ["--config", try s.frontend.coprConfig(u), "download-build", String(id), "--dest", dest], environment: ["HOME": home])
+            let r = try await Command.run(
+                cli,
+                ["--config", try s.frontend.coprConfig(u), "download-build", String(id), "--dest", dest],
+                environment: ["HOME": home]
+            )
             #expect(r.status == 0, "\(r)")
             let got = (try? FileManager.default.contentsOfDirectory(atPath: "\(dest)/fedora-39-x86_64")) ?? []
             #expect(got.contains { $0.hasPrefix("flowpkg-1.0-1") && $0.hasSuffix(".noarch.rpm") }, "\(got) \(r.output)")
@@ -308,16 +362,27 @@ struct BuildFlowTests {
         defer { kill(server.processIdentifier, SIGKILL) }
         try await Task.sleep(for: .milliseconds(500))
         let url = "http://127.0.0.1:\(port)/\(URL(fileURLWithPath: srpm).lastPathComponent)"
-        let r = try await s.frontend.send("POST", "/api_3/build/create/url", json: #"{"ownername": "\#(u.user)", "projectname": "url", "pkgs": ["\#(url)"]}"#, auth: u)
+        let r = try await s.frontend.send(
+            "POST",
+            "/api_3/build/create/url",
+            json: #"{"ownername": "\#(u.user)", "projectname": "url", "pkgs": ["\#(url)"]}"#,
+            auth: u
+        )
         let id = try #require((r.json?["items"] as? [[String: Any]])?.first?["id"] as? Int, "\(r.body)")
         #expect(try await s.wait(id, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
         let b = try await s.frontend.get("/api_3/build/\(id)")
         #expect((b.json?["source_package"] as? [String: Any])?["name"] as? String == "fromurl")
         #expect(((b.json?["source_package"] as? [String: Any])?["version"] as? String)?.hasPrefix("3.1-2") == true)
-        let files = try FileManager.default.contentsOfDirectory(atPath: "\(s.resultsDir)/\(u.user)/url/fedora-39-x86_64/\(String(format: "%08d-fromurl", id))")
+        let files = try FileManager.default.contentsOfDirectory(
+            atPath: "\(s.resultsDir)/\(u.user)/url/fedora-39-x86_64/\(String(format: "%08d-fromurl", id))"
+        )
         #expect(files.contains { $0.hasPrefix("fromurl-3.1-2") && $0.hasSuffix(".noarch.rpm") }, "\(files)")
         // The SRPM stage's result sits under srpm-builds/.
-        #expect(FileManager.default.fileExists(atPath: "\(s.resultsDir)/\(u.user)/url/srpm-builds/\(String(format: "%08d", id))"))
+        #expect(
+            FileManager.default.fileExists(
+                atPath: "\(s.resultsDir)/\(u.user)/url/srpm-builds/\(String(format: "%08d", id))"
+            )
+        )
         // The operator's view of the ticket service lists the pool and its resource.
         let t = try await Command.run(BuildStack.binDir + "/koper-backend", ["tickets", "--config", s.configPath])
         #expect(t.status == 0, "\(t)")
@@ -341,12 +406,27 @@ struct BuildFlowTests {
     @Test func retentionPrunesOldBuildsAndRepublishes() async throws {
         let s = try await BuildStack()
         let u = try await project(s, "ret")
-        #expect(try await s.frontend.send("POST", "/api_3/project/edit/\(u.user)/ret", json: #"{"keep_builds": 1}"#, auth: u).status == 200)
+        #expect(
+            try await s.frontend.send(
+                "POST",
+                "/api_3/project/edit/\(u.user)/ret",
+                json: #"{"keep_builds": 1}"#,
+                auth: u
+            ).status == 200
+        )
         let chrootDir = "\(s.resultsDir)/\(u.user)/ret/fedora-39-x86_64"
-        let first = try await s.upload(u, project: "ret", srpm: try await SRPMFixture.make(name: "pruned", release: "1"))
+        let first = try await s.upload(
+            u,
+            project: "ret",
+            srpm: try await SRPMFixture.make(name: "pruned", release: "1")
+        )
         #expect(try await s.wait(first, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
         #expect(try await currentPrimary(chrootDir).contains(#"rel="1""#))
-        let second = try await s.upload(u, project: "ret", srpm: try await SRPMFixture.make(name: "pruned", release: "2"))
+        let second = try await s.upload(
+            u,
+            project: "ret",
+            srpm: try await SRPMFixture.make(name: "pruned", release: "2")
+        )
         #expect(try await s.wait(second, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
         #expect(try await s.frontend.get("/api_3/build/\(first)").status == 404)
         let firstDir = "\(chrootDir)/\(String(format: "%08d-pruned", first))"
@@ -365,14 +445,19 @@ struct BuildFlowTests {
         }
         #expect(primary.contains(#"rel="2""#) && !primary.contains(#"rel="1""#), "\(primary)")
         #expect(FileManager.default.fileExists(atPath: "\(chrootDir)/\(String(format: "%08d-pruned", second))"))
-        let done = try await s.frontend.sql("SELECT state FROM actions WHERE action_type = 'delete' AND ownername = \(u.user)").rows.map { $0["state"] ?? "" }
+        let done = try await s.frontend.sql(
+            "SELECT state FROM actions WHERE action_type = 'delete' AND ownername = \(u.user)"
+        ).rows.map { $0["state"] ?? "" }
         #expect(done == ["success"], "\(done)")
         // regenerate-repos rebuilds the chroot's metadata from the packages, even with the repodata and its index gone.
         try FileManager.default.removeItem(atPath: "\(chrootDir)/repodata")
         try FileManager.default.removeItem(atPath: "\(chrootDir)/.koper-repodata")
-        #expect(try await s.frontend.send("PUT", "/api_3/project/regenerate-repos/\(u.user)/ret", auth: u).status == 200)
+        #expect(
+            try await s.frontend.send("PUT", "/api_3/project/regenerate-repos/\(u.user)/ret", auth: u).status == 200
+        )
         let t1 = clock.now
-        while !FileManager.default.fileExists(atPath: "\(chrootDir)/repodata/repomd.xml"), clock.now - t1 < .seconds(30) {
+        while !FileManager.default.fileExists(atPath: "\(chrootDir)/repodata/repomd.xml"), clock.now - t1 < .seconds(30)
+        {
             try await Task.sleep(for: .milliseconds(200))
         }
         primary = try await currentPrimary(chrootDir)
@@ -390,22 +475,35 @@ struct BuildFlowTests {
         let s = try await BuildStack(extraConfig: ["keygen_url": keygen.url, "keygen_secret": keygen.secret])
         let u = try await project(s, "signed")
         let id = try await s.upload(u, project: "signed", srpm: try await twoPackageSRPM(name: "signedpkg"))
-        #expect(try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(90)) == "succeeded", "\(s.backendLog.suffix(3000))")
+        #expect(
+            try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(90)) == "succeeded",
+            "\(s.backendLog.suffix(3000))"
+        )
         let projectDir = "\(s.resultsDir)/\(u.user)/signed"
         let buildDir = "\(projectDir)/fedora-39-x86_64/\(String(format: "%08d-signedpkg", id))"
-        let rpms = try FileManager.default.contentsOfDirectory(atPath: buildDir).filter { $0.hasSuffix(".rpm") }.sorted()
+        let rpms = try FileManager.default.contentsOfDirectory(atPath: buildDir).filter { $0.hasSuffix(".rpm") }
+            .sorted()
         #expect(rpms.count == 3, "\(rpms)")  // two binary RPMs and the SRPM
 
         let db = try makeTemporaryDirectory(prefix: "koper-rpmdb")
         // Before the key is known the signature is there but cannot be checked (NOKEY): it was not skipped.
-        var r = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", "\(buildDir)/\(rpms[0])"])
+        var r = try await Command.run(
+            "/usr/bin/rpmkeys",
+            ["--dbpath", db, "--checksig", "-v", "\(buildDir)/\(rpms[0])"]
+        )
         #expect(r.output.contains("Header V4 RSA/SHA256 Signature") && r.output.contains("NOKEY"), "\(r)")
         r = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--import", "\(projectDir)/pubkey.gpg"])
         #expect(r.status == 0, "\(r)")
         for rpm in rpms {
             r = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", "\(buildDir)/\(rpm)"])
             #expect(r.status == 0, "\(rpm): \(r)")
-            #expect(r.output.range(of: #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#, options: .regularExpression) != nil, "\(rpm): \(r.output)")
+            #expect(
+                r.output.range(
+                    of: #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#,
+                    options: .regularExpression
+                ) != nil,
+                "\(rpm): \(r.output)"
+            )
             let verdicts = r.output.split(separator: "\n").dropFirst().joined(separator: "\n")  // not the path line
             #expect(!verdicts.contains("BAD") && !verdicts.contains("NOKEY"), "\(rpm): \(r.output)")
         }
@@ -417,10 +515,17 @@ struct BuildFlowTests {
         try FileManager.default.copyItem(atPath: try await SRPMFixture.make(name: "resigned"), toPath: unsigned)
         r = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", unsigned])
         #expect(!r.output.contains("Signature"), "\(r.output)")
-        r = try await Command.run(BuildStack.binDir + "/koper-backend", ["sign", "--config", s.configPath, "--project", "\(u.user)/signed", unsigned])
+        r = try await Command.run(
+            BuildStack.binDir + "/koper-backend",
+            ["sign", "--config", s.configPath, "--project", "\(u.user)/signed", unsigned]
+        )
         #expect(r.status == 0, "\(r)")
         r = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", unsigned])
-        #expect(r.output.range(of: #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#, options: .regularExpression) != nil, "\(r.output)")
+        #expect(
+            r.output.range(of: #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#, options: .regularExpression)
+                != nil,
+            "\(r.output)"
+        )
         // `koper-backend createrepo DIR` (no config) writes the same metadata as the service did.
         let copy = "\(loose)/chroot"
         // cp -a: the metadata records each file's mtime (`<time file=…>`), so the copy keeps them.
@@ -442,8 +547,15 @@ struct BuildFlowTests {
         #expect(r.output.contains("Importing GPG key") && r.output.contains("Key imported successfully"), "\(r.output)")
         #expect(r.output.contains("Complete!"), "\(r.output)")
         // Debian's rpm keeps its database under $HOME (_dbpath ~/.rpmdb): query with dnf's HOME.
-        r = try await Command.run("/usr/bin/rpm", ["--root", box.root, "-q", "signedpkg", "signedpkg-extra"], environment: ["HOME": box.dir])
-        #expect(r.status == 0 && r.output.contains("signedpkg-2.0-1") && r.output.contains("signedpkg-extra-2.0-1"), "\(r)")
+        r = try await Command.run(
+            "/usr/bin/rpm",
+            ["--root", box.root, "-q", "signedpkg", "signedpkg-extra"],
+            environment: ["HOME": box.dir]
+        )
+        #expect(
+            r.status == 0 && r.output.contains("signedpkg-2.0-1") && r.output.contains("signedpkg-extra-2.0-1"),
+            "\(r)"
+        )
         await s.stop()
         await keygen.stop()
     }
@@ -452,7 +564,9 @@ struct BuildFlowTests {
     /// repodata with unsigned RPMs, and finishes signed once Keygen answers.
     @Test func aBuildWaitsForKeygenAndNeverPublishesUnsigned() async throws {
         let port = try FreePort.allocate()
-        let s = try await BuildStack(extraConfig: ["keygen_url": "http://127.0.0.1:\(port)", "keygen_secret": "flow-keygen-secret"])
+        let s = try await BuildStack(extraConfig: [
+            "keygen_url": "http://127.0.0.1:\(port)", "keygen_secret": "flow-keygen-secret",
+        ])
         let u = try await project(s, "waits")
         let id = try await s.upload(u, project: "waits", srpm: try await SRPMFixture.make(name: "patient"))
         let clock = ContinuousClock()
@@ -464,16 +578,30 @@ struct BuildFlowTests {
         try await Task.sleep(for: .seconds(3))
         #expect(["running", "starting"].contains(try await s.state(id)), "the build waits instead of failing")
         let chrootDir = "\(s.resultsDir)/\(u.user)/waits/fedora-39-x86_64"
-        #expect(!FileManager.default.fileExists(atPath: "\(chrootDir)/repodata/repomd.xml"), "nothing published unsigned")
+        #expect(
+            !FileManager.default.fileExists(atPath: "\(chrootDir)/repodata/repomd.xml"),
+            "nothing published unsigned"
+        )
 
         let keygen = try await KeygenProcess.start(port: port)
         #expect(try await s.wait(id, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
         let dir = "\(chrootDir)/\(String(format: "%08d-patient", id))"
-        let rpm = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".noarch.rpm") })
+        let rpm = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".noarch.rpm") }
+        )
         let db = try makeTemporaryDirectory(prefix: "koper-rpmdb")
-        _ = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--import", "\(s.resultsDir)/\(u.user)/waits/pubkey.gpg"])
+        _ = try await Command.run(
+            "/usr/bin/rpmkeys",
+            ["--dbpath", db, "--import", "\(s.resultsDir)/\(u.user)/waits/pubkey.gpg"]
+        )
         let check = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", "\(dir)/\(rpm)"])
-        #expect(check.output.range(of: #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#, options: .regularExpression) != nil, "\(check.output)")
+        #expect(
+            check.output.range(
+                of: #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#,
+                options: .regularExpression
+            ) != nil,
+            "\(check.output)"
+        )
         #expect(try await currentPrimary(chrootDir).contains("<name>patient</name>"))
         await s.stop()
         await keygen.stop()
@@ -488,7 +616,10 @@ struct BuildFlowTests {
         #expect(try await s.wait(id, for: ["succeeded", "failed"]) == "failed", "\(s.backendLog.suffix(3000))")
         let dir = "\(s.resultsDir)/\(u.user)/args/fedora-39-x86_64/\(String(format: "%08d-argued", id))"
         let log = try await Command.run("/bin/zcat", ["\(dir)/builder-live.log.gz"])
-        #expect(log.output.contains("cannot create the build cgroup") && log.output.contains("koper-no-such-parent"), "\(log)")
+        #expect(
+            log.output.contains("cannot create the build cgroup") && log.output.contains("koper-no-such-parent"),
+            "\(log)"
+        )
         await s.stop()
     }
 
@@ -501,13 +632,19 @@ struct BuildFlowTests {
         let u = try await project(s, "orig")
         let id = try await s.upload(u, project: "orig", srpm: try await SRPMFixture.make(name: "forkme"))
         #expect(try await s.wait(id, for: ["succeeded", "failed"]) == "succeeded", "\(s.backendLog.suffix(3000))")
-        var r = try await s.frontend.send("PUT", "/api_3/project/fork/\(u.user)/orig", json: #"{"name": "copy"}"#, auth: u)
+        var r = try await s.frontend.send(
+            "PUT",
+            "/api_3/project/fork/\(u.user)/orig",
+            json: #"{"name": "copy"}"#,
+            auth: u
+        )
         #expect(r.status == 200, "\(r.body)")
         var state = ""
         let clock = ContinuousClock()
         let t0 = clock.now
         while clock.now - t0 < .seconds(60) {
-            state = try await s.frontend.sql("SELECT state FROM actions WHERE action_type = 'fork'").first?["state"] ?? ""
+            state =
+                try await s.frontend.sql("SELECT state FROM actions WHERE action_type = 'fork'").first?["state"] ?? ""
             if state != "pending" { break }
             try await Task.sleep(for: .milliseconds(200))
         }
@@ -522,26 +659,53 @@ struct BuildFlowTests {
         let copyChroot = "\(s.resultsDir)/\(u.user)/copy/fedora-39-x86_64"
         let copyDir = "\(copyChroot)/\(String(format: "%08d-forkme", forked))"
         let origDir = "\(s.resultsDir)/\(u.user)/orig/fedora-39-x86_64/\(String(format: "%08d-forkme", id))"
-        let rpm = try #require(try FileManager.default.contentsOfDirectory(atPath: copyDir).first { $0.hasSuffix(".noarch.rpm") })
+        let rpm = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: copyDir).first { $0.hasSuffix(".noarch.rpm") }
+        )
         let origKey = "\(s.resultsDir)/\(u.user)/orig/pubkey.gpg"
         let copyKey = "\(s.resultsDir)/\(u.user)/copy/pubkey.gpg"
-        #expect(try Data(contentsOf: URL(fileURLWithPath: origKey)) != Data(contentsOf: URL(fileURLWithPath: copyKey)), "a fork has its own key")
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: origKey)) != Data(contentsOf: URL(fileURLWithPath: copyKey)),
+            "a fork has its own key"
+        )
         func check(_ file: String, withKey key: String) async throws -> String {
             let db = try makeTemporaryDirectory(prefix: "koper-rpmdb")
             _ = try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--import", key])
             return try await Command.run("/usr/bin/rpmkeys", ["--dbpath", db, "--checksig", "-v", file]).output
         }
         let ok = #"Header V4 RSA/SHA256 Signature, key ID [0-9a-f]{8}: OK"#
-        #expect(try await check("\(copyDir)/\(rpm)", withKey: copyKey).range(of: ok, options: .regularExpression) != nil)
-        #expect(try await check("\(copyDir)/\(rpm)", withKey: origKey).contains("NOKEY"), "re-signed with the fork's key")
-        #expect(try await check("\(origDir)/\(rpm)", withKey: origKey).range(of: ok, options: .regularExpression) != nil, "the source is untouched")
+        #expect(
+            try await check("\(copyDir)/\(rpm)", withKey: copyKey).range(of: ok, options: .regularExpression) != nil
+        )
+        #expect(
+            try await check("\(copyDir)/\(rpm)", withKey: origKey).contains("NOKEY"),
+            "re-signed with the fork's key"
+        )
+        #expect(
+            try await check("\(origDir)/\(rpm)", withKey: origKey).range(of: ok, options: .regularExpression) != nil,
+            "the source is untouched"
+        )
         #expect(try await currentPrimary(copyChroot).contains("<name>forkme</name>"))
-        #expect(!FileManager.default.fileExists(atPath: "\(s.resultsDir)/\(u.user)/copy/.fork-staging/fedora-39-x86_64-\(String(format: "%08d-forkme", forked))"))
+        #expect(
+            !FileManager.default.fileExists(
+                atPath:
+                    "\(s.resultsDir)/\(u.user)/copy/.fork-staging/fedora-39-x86_64-\(String(format: "%08d-forkme", forked))"
+            )
+        )
 
         // Forking again onto the same project (with confirm) adds no second copy of that build.
-        r = try await s.frontend.send("PUT", "/api_3/project/fork/\(u.user)/orig", json: #"{"name": "copy", "confirm": true}"#, auth: u)
+        r = try await s.frontend.send(
+            "PUT",
+            "/api_3/project/fork/\(u.user)/orig",
+            json: #"{"name": "copy", "confirm": true}"#,
+            auth: u
+        )
         #expect(r.status == 200, "\(r.body)")
-        #expect(try await s.frontend.count("SELECT count(*) FROM builds b JOIN projects p ON p.id = b.project_id WHERE p.name = 'copy'") == 1)
+        #expect(
+            try await s.frontend.count(
+                "SELECT count(*) FROM builds b JOIN projects p ON p.id = b.project_id WHERE p.name = 'copy'"
+            ) == 1
+        )
         await s.stop()
         await keygen.stop()
     }
@@ -551,7 +715,10 @@ struct BuildFlowTests {
         let s = try await BuildStack(builders: 1)
         let u = try await project(s, "cx")
         let first = try await s.upload(u, project: "cx", srpm: try await slowSRPM(name: "busy", seconds: 120))
-        #expect(try await s.wait(first, for: ["running"], timeout: .seconds(60)) == "running", "\(s.backendLog.suffix(3000))")
+        #expect(
+            try await s.wait(first, for: ["running"], timeout: .seconds(60)) == "running",
+            "\(s.backendLog.suffix(3000))"
+        )
         let second = try await s.upload(u, project: "cx", srpm: try await slowSRPM(name: "waiter", seconds: 1))
         try await Task.sleep(for: .seconds(2))
         #expect(try await s.state(second) == "starting")  // claimed, waiting for a builder
@@ -562,8 +729,13 @@ struct BuildFlowTests {
         var released = false
         while clock.now - t0 < .seconds(3) {
             // The Backend acknowledges a cancel request once the worker has let go of its lease.
-            let open = try await s.frontend.count("SELECT count(*) FROM cancel_requests WHERE task_id = \("\(second)-fedora-39-x86_64")")
-            if open == 0 { released = true; break }
+            let open = try await s.frontend.count(
+                "SELECT count(*) FROM cancel_requests WHERE task_id = \("\(second)-fedora-39-x86_64")"
+            )
+            if open == 0 {
+                released = true
+                break
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(released)
@@ -574,7 +746,10 @@ struct BuildFlowTests {
         #expect(try await s.frontend.send("PUT", "/api_3/build/cancel/\(first)", auth: u).status == 200)
         var gone = false
         while clock.now - t0 < .seconds(8) {
-            if try await s.remoteBuildProcesses() == 0 { gone = true; break }
+            if try await s.remoteBuildProcesses() == 0 {
+                gone = true
+                break
+            }
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(gone)
@@ -586,8 +761,16 @@ struct BuildFlowTests {
     @Test func timeoutFailsTheBuild() async throws {
         let s = try await BuildStack()
         let u = try await project(s, "to")
-        let id = try await s.upload(u, project: "to", srpm: try await slowSRPM(name: "sleepy", seconds: 120), timeout: 5)
-        #expect(try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(60)) == "failed", "\(s.backendLog.suffix(3000))")
+        let id = try await s.upload(
+            u,
+            project: "to",
+            srpm: try await slowSRPM(name: "sleepy", seconds: 120),
+            timeout: 5
+        )
+        #expect(
+            try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(60)) == "failed",
+            "\(s.backendLog.suffix(3000))"
+        )
         #expect(try await s.remoteBuildProcesses() == 0)
         await s.stop()
     }
@@ -605,7 +788,11 @@ struct BuildFlowTests {
         let log = s.backendLog
         #expect(log.contains("resuming in-flight build"))
         // Finished once: one success update applied, one builder run.
-        #expect(try await s.frontend.count("SELECT count(*) FROM backend_updates WHERE update_id LIKE \("\(id)-fedora-39-x86_64#%#succeeded")") == 1)
+        #expect(
+            try await s.frontend.count(
+                "SELECT count(*) FROM backend_updates WHERE update_id LIKE \("\(id)-fedora-39-x86_64#%#succeeded")"
+            ) == 1
+        )
         let dir = String(format: "%08d-survivor", id)
         let gz = "\(s.resultsDir)/\(u.user)/k9/fedora-39-x86_64/\(dir)/builder-live.log.gz"
         let r = try await Command.run("/bin/sh", ["-c", "zcat '\(gz)' | grep -c '^tick\\|tick [0-9]'"])
@@ -627,7 +814,10 @@ struct BuildFlowTests {
         let dead = try #require(victim)
         dead.killHard()
         _ = try await Command.run("/usr/bin/pkill", ["-KILL", "-u", dead.user])
-        #expect(try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(180)) == "succeeded", "\(s.backendLog.suffix(4000))")
+        #expect(
+            try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(180)) == "succeeded",
+            "\(s.backendLog.suffix(4000))"
+        )
         #expect(s.backendLog.contains("builder lost; retrying elsewhere"))
         await s.stop()
     }
@@ -640,13 +830,23 @@ struct BuilderProcessLossTests {
     @Test func killedBuildProcessesAreRetriedOnTheSameHost() async throws {
         let s = try await BuildStack(builders: 1)
         let u = try await s.frontend.makeUser("loss")
-        #expect(try await s.frontend.send("POST", "/api_3/project/add/loss", json: #"{"name": "p", "chroots": ["fedora-39-x86_64"]}"#, auth: u).status == 200)
+        #expect(
+            try await s.frontend.send(
+                "POST",
+                "/api_3/project/add/loss",
+                json: #"{"name": "p", "chroots": ["fedora-39-x86_64"]}"#,
+                auth: u
+            ).status == 200
+        )
         let id = try await s.upload(u, project: "p", srpm: try await slowSRPM(name: "lazarus", seconds: 6))
         #expect(try await s.wait(id, for: ["running"], timeout: .seconds(60)) == "running")
         try await Task.sleep(for: .seconds(1))
         let user = s.builders[0].user
         _ = try await Command.run("/usr/bin/pkill", ["-KILL", "-u", user, "-f", "koper-builder|bwrap|rpmbuild"])
-        #expect(try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(120)) == "succeeded", "\(s.backendLog.suffix(3000))")
+        #expect(
+            try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(120)) == "succeeded",
+            "\(s.backendLog.suffix(3000))"
+        )
         #expect(s.backendLog.contains("builder lost; retrying elsewhere"))
         await s.stop()
     }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import Frontend
 
@@ -22,7 +22,13 @@ struct CoprCLITests {
         let cfg = try h.coprConfig(alice)
 
         // create, including a group project
-        var r = try await cli(cfg, ["create", "proj", "--chroot", "fedora-39-x86_64", "--chroot", "epel-9-x86_64", "--description", "My project", "--repo", "https://example.org/repo/"])
+        var r = try await cli(
+            cfg,
+            [
+                "create", "proj", "--chroot", "fedora-39-x86_64", "--chroot", "epel-9-x86_64", "--description",
+                "My project", "--repo", "https://example.org/repo/",
+            ]
+        )
         #expect(r.status == 0, "\(r)")
         #expect(r.output.contains("New project was successfully created: \(h.url)/coprs/alice/proj/"))
         r = try await cli(cfg, ["create", "@devs/gproj", "--chroot", "fedora-40-x86_64"])
@@ -55,20 +61,32 @@ struct CoprCLITests {
         // modify leaves other fields untouched
         r = try await cli(cfg, ["modify", "proj", "--description", "Changed", "--chroot", "fedora-39-x86_64"])
         #expect(r.status == 0, "\(r)")
-        let row = try await h.sql("SELECT description, array_to_string(additional_repos, ' ') AS repos FROM projects WHERE name = 'proj'").first!
+        let row = try await h.sql(
+            "SELECT description, array_to_string(additional_repos, ' ') AS repos FROM projects WHERE name = 'proj'"
+        ).first!
         #expect(row["description"] == "Changed")
         #expect(row["repos"] == "https://example.org/repo/")
-        #expect(try await h.count("SELECT count(*) FROM project_chroots pc JOIN projects p ON p.id = pc.project_id WHERE p.name = 'proj'") == 1)
+        #expect(
+            try await h.count(
+                "SELECT count(*) FROM project_chroots pc JOIN projects p ON p.id = pc.project_id WHERE p.name = 'proj'"
+            ) == 1
+        )
 
         // build of an uploaded SRPM, --nowait
         let srpm = try await SRPMFixture.make(name: "hello-koper", version: "2.1", release: "3", epoch: 1)
         r = try await cli(cfg, ["build", "proj", srpm, "--nowait"])
         #expect(r.status == 0, "\(r)")
-        let buildID = try #require(r.output.split(separator: "\n").first { $0.hasPrefix("Created builds:") }.flatMap { Int($0.split(separator: " ").last!) })
+        let buildID = try #require(
+            r.output.split(separator: "\n").first { $0.hasPrefix("Created builds:") }.flatMap {
+                Int($0.split(separator: " ").last!)
+            }
+        )
         r = try await cli(cfg, ["status", String(buildID)])
         #expect(r.status == 0, "\(r)")
         #expect(["pending", "importing"].contains(r.output.trimmingCharacters(in: .whitespacesAndNewlines)))
-        let b = try await h.sql("SELECT pkg_name, pkg_epoch, pkg_version, pkg_release, srpm_sha256, srpm_path FROM builds WHERE id = \(String(buildID))").first!
+        let b = try await h.sql(
+            "SELECT pkg_name, pkg_epoch, pkg_version, pkg_release, srpm_sha256, srpm_path FROM builds WHERE id = \(String(buildID))"
+        ).first!
         #expect(b["pkg_name"] == "hello-koper")
         #expect(b["pkg_epoch"] == "1")
         #expect(b["pkg_version"] == "2.1")
@@ -76,7 +94,11 @@ struct CoprCLITests {
         let sha = try await Command.run("/usr/bin/sha256sum", [srpm])
         #expect(sha.output.hasPrefix(b["srpm_sha256"] ?? "missing"))
         #expect(FileManager.default.fileExists(atPath: "\(h.config.uploadDir)/\(b["srpm_path"] ?? "x")"))
-        #expect(try await h.count("SELECT count(*) FROM build_chroots WHERE build_id = \(String(buildID)) AND state = 'pending'") == 1)
+        #expect(
+            try await h.count(
+                "SELECT count(*) FROM build_chroots WHERE build_id = \(String(buildID)) AND state = 'pending'"
+            ) == 1
+        )
 
         // a non-SRPM upload fails with the server's message and leaves nothing behind
         let notRPM = try makeTemporaryDirectory() + "/fake-1.0-1.src.rpm"
@@ -112,11 +134,19 @@ struct CoprCLITests {
         r = try await cli(cfg, ["delete-build", String(buildID)])
         #expect(r.status == 0, "\(r)")
         #expect(try await h.count("SELECT count(*) FROM builds WHERE id = \(String(buildID))") == 0)
-        #expect(try await h.count("SELECT count(*) FROM actions WHERE action_type = 'delete' AND data LIKE '%builds%'") == 1)
+        #expect(
+            try await h.count("SELECT count(*) FROM actions WHERE action_type = 'delete' AND data LIKE '%builds%'") == 1
+        )
         #expect(!FileManager.default.fileExists(atPath: "\(h.config.uploadDir)/\(b["srpm_path"] ?? "x")"))
 
         // packages
-        r = try await cli(cfg, ["add-package-scm", "proj", "--name", "tool", "--clone-url", "https://example.org/tool.git", "--commit", "main", "--spec", "tool.spec"])
+        r = try await cli(
+            cfg,
+            [
+                "add-package-scm", "proj", "--name", "tool", "--clone-url", "https://example.org/tool.git", "--commit",
+                "main", "--spec", "tool.spec",
+            ]
+        )
         #expect(r.status == 0, "\(r)")
         r = try await cli(cfg, ["list-packages", "proj"])
         #expect(r.status == 0, "\(r)")
@@ -131,7 +161,13 @@ struct CoprCLITests {
         #expect(r.status != 0)
 
         // a stranger cannot touch alice's project
-        let bob = try h.coprConfig(FrontendHarness.Credentials(user: "bob", login: (try await h.sql("SELECT api_login FROM users WHERE name = 'bob'")).first!["api_login"]!, token: "wrong"))
+        let bob = try h.coprConfig(
+            FrontendHarness.Credentials(
+                user: "bob",
+                login: (try await h.sql("SELECT api_login FROM users WHERE name = 'bob'")).first!["api_login"]!,
+                token: "wrong"
+            )
+        )
         r = try await cli(bob, ["modify", "alice/proj", "--description", "hacked"])
         #expect(r.status != 0)
         #expect(r.output.contains("Login invalid/expired"))

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import Frontend
 
@@ -57,8 +57,10 @@ struct DnfCoprTests {
         try await h.makeGroup("team", members: ["alice"])
         for (owner, name) in [("alice", "tools"), ("@team", "shared")] {
             let r = try await h.send(
-                "POST", "/api_3/project/add/\(owner)",
-                json: #"{"name": "\#(name)", "chroots": ["fedora-39-x86_64", "epel-9-x86_64"], "description": "d"}"#, auth: alice
+                "POST",
+                "/api_3/project/add/\(owner)",
+                json: #"{"name": "\#(name)", "chroots": ["fedora-39-x86_64", "epel-9-x86_64"], "description": "d"}"#,
+                auth: alice
             )
             #expect(r.status == 200, "\(r.body)")
         }
@@ -76,7 +78,10 @@ struct DnfCoprTests {
         // A group project: the id spells the owner group_team, the name keeps @team.
         r = try await box.run(["copr", "enable", "--hub", h.url, "@team/shared", "epel-9-x86_64"])
         #expect(r.status == 0, "\(r)")
-        let gtext = try String(contentsOfFile: "\(box.reposdir)/_copr:127.0.0.1:group_team:shared.repo", encoding: .utf8)
+        let gtext = try String(
+            contentsOfFile: "\(box.reposdir)/_copr:127.0.0.1:group_team:shared.repo",
+            encoding: .utf8
+        )
         #expect(gtext.hasPrefix("[copr:127.0.0.1:group_team:shared]\n"))
         #expect(gtext.contains("name=Copr repo for shared owned by @team\n"))
         #expect(gtext.contains("baseurl=http://127.0.0.1:9/results/@team/shared/epel-9-$basearch/\n"))

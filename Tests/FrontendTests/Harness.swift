@@ -1,14 +1,16 @@
 import Foundation
 import HTTPServer
-import Logging
 import KoperStore
+import Logging
 import Postgres
 import TestSupport
 
 @testable import Frontend
 
 let coprCLI: String? = {
-    if let p = ProcessInfo.processInfo.environment["KOPER_COPR_CLI"], FileManager.default.isExecutableFile(atPath: p) { return p }
+    if let p = ProcessInfo.processInfo.environment["KOPER_COPR_CLI"], FileManager.default.isExecutableFile(atPath: p) {
+        return p
+    }
     return nil
 }()
 
@@ -22,12 +24,19 @@ final class FrontendHarness: Sendable {
 
     var url: String { "http://127.0.0.1:\(self.port)" }
     static let backendSecret = "test-backend-secret-0123456789"
-    static let chroots = ["fedora-39-x86_64", "fedora-39-i386", "fedora-40-x86_64", "fedora-rawhide-x86_64", "epel-9-x86_64"]
+    static let chroots = [
+        "fedora-39-x86_64", "fedora-39-i386", "fedora-40-x86_64", "fedora-rawhide-x86_64", "epel-9-x86_64",
+    ]
 
     init(configure: (inout FrontendConfig) -> Void = { _ in }) async throws {
         let conninfo = try await PostgresFixture.makeDatabaseAsync()
         let storage = try makeTemporaryDirectory(prefix: "koper-frontend")
-        var config = FrontendConfig(database: conninfo, resultsURL: "http://127.0.0.1:9/results", storageDir: storage, backendSecret: Self.backendSecret)
+        var config = FrontendConfig(
+            database: conninfo,
+            resultsURL: "http://127.0.0.1:9/results",
+            storageDir: storage,
+            backendSecret: Self.backendSecret
+        )
         configure(&config)
         self.config = config
         let logger = Logger(label: "koper.test") { _ in SwiftLogNoOpLogHandler() }
@@ -36,7 +45,11 @@ final class FrontendHarness: Sendable {
         self.pool = PGPool(conninfo: conninfo, size: 4, logger: logger)
         _ = try await PGMigrator.migrate(self.pool, migrations: Schema.migrations, logger: logger)
         self.app = FrontendApp(config: config, db: self.pool, logger: logger)
-        self.server = Server(configuration: HTTPServerConfiguration(port: 0, temporaryDirectory: config.spoolDir), handler: self.app, logger: logger)
+        self.server = Server(
+            configuration: HTTPServerConfiguration(port: 0, temporaryDirectory: config.spoolDir),
+            handler: self.app,
+            logger: logger
+        )
         self.port = try self.server.start()
         for ch in Self.chroots {
             let p = ChrootNameParts(ch)
@@ -131,10 +144,18 @@ struct CurlResponse: Sendable {
 func curl(_ args: [String]) async throws -> CurlResponse {
     let dir = try makeTemporaryDirectory(prefix: "koper-curl")
     defer { try? FileManager.default.removeItem(atPath: dir) }
-    let r = try await Command.run("/usr/bin/curl", ["-s", "-S", "-D", "\(dir)/h", "-o", "\(dir)/b", "-w", "%{http_code}"] + args, timeout: 60)
+    let r = try await Command.run(
+        "/usr/bin/curl",
+        ["-s", "-S", "-D", "\(dir)/h", "-o", "\(dir)/b", "-w", "%{http_code}"] + args,
+        timeout: 60
+    )
     let body = (try? String(contentsOfFile: "\(dir)/b", encoding: .utf8)) ?? ""
     let headers = (try? String(contentsOfFile: "\(dir)/h", encoding: .utf8)) ?? ""
-    return CurlResponse(status: Int(r.output.trimmingCharacters(in: .whitespacesAndNewlines).suffix(3)) ?? 0, body: body, headers: headers)
+    return CurlResponse(
+        status: Int(r.output.trimmingCharacters(in: .whitespacesAndNewlines).suffix(3)) ?? 0,
+        body: body,
+        headers: headers
+    )
 }
 
 extension FrontendHarness {
@@ -142,7 +163,13 @@ extension FrontendHarness {
         try await curl((auth.map { ["-u", "\($0.login):\($0.token)"] } ?? []) + ["\(self.url)\(path)"])
     }
 
-    func send(_ method: String, _ path: String, json: String? = nil, auth: Credentials? = nil, headers: [String] = []) async throws -> CurlResponse {
+    func send(
+        _ method: String,
+        _ path: String,
+        json: String? = nil,
+        auth: Credentials? = nil,
+        headers: [String] = []
+    ) async throws -> CurlResponse {
         var args = ["-X", method]
         if let auth { args += ["-u", "\(auth.login):\(auth.token)"] }
         if let json { args += ["-H", "Content-Type: application/json", "--data-binary", json] }

@@ -187,16 +187,19 @@ private func expectGPGError(_ code: GPGError.Code, _ body: () async throws -> Vo
             let wrapper = home + "/slow-gpg"
             let flag = home + "/slow"
             try """
-                #!/bin/sh
-                case "$*" in *--version*) exec /usr/bin/gpg "$@" ;; esac
-                [ -e '\(flag)' ] && exec /usr/bin/perl -e 'sleep 30' -- "$@"
-                exec /usr/bin/gpg "$@"
+            #!/bin/sh
+            case "$*" in *--version*) exec /usr/bin/gpg "$@" ;; esac
+            [ -e '\(flag)' ] && exec /usr/bin/perl -e 'sleep 30' -- "$@"
+            exec /usr/bin/gpg "$@"
 
-                """.write(toFile: wrapper, atomically: true, encoding: .utf8)
+            """.write(toFile: wrapper, atomically: true, encoding: .utf8)
             chmod(wrapper, 0o755)
             _ = FileManager.default.createFile(atPath: flag, contents: nil)
             let keyring = try GPGKeyring(
-                homeDirectory: home, operationTimeout: .milliseconds(300), engineExecutable: wrapper, logger: quietLogger()
+                homeDirectory: home,
+                operationTimeout: .milliseconds(300),
+                engineExecutable: wrapper,
+                logger: quietLogger()
             )
             let clock = ContinuousClock()
             for operation in ["list", "generate"] {
@@ -224,9 +227,18 @@ private func expectGPGError(_ code: GPGError.Code, _ body: () async throws -> Vo
     /// again once the agent runs.
     @Test func aFrozenAgentCostsATimeoutNotAHang() async throws {
         try await withKey { patient, fingerprint, home in
-            let impatient = try GPGKeyring(homeDirectory: home, operationTimeout: .milliseconds(500), logger: quietLogger())
-            let found = try await Command.run("/usr/bin/pgrep", ["-u", String(geteuid()), "-f", "gpg-agent.*--homedir \(home)"])
-            let agents = found.output.split(separator: "\n").compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
+            let impatient = try GPGKeyring(
+                homeDirectory: home,
+                operationTimeout: .milliseconds(500),
+                logger: quietLogger()
+            )
+            let found = try await Command.run(
+                "/usr/bin/pgrep",
+                ["-u", String(geteuid()), "-f", "gpg-agent.*--homedir \(home)"]
+            )
+            let agents = found.output.split(separator: "\n").compactMap {
+                Int32($0.trimmingCharacters(in: .whitespaces))
+            }
             try #require(!agents.isEmpty, "no gpg-agent for \(home): \(found)")
             for pid in agents { kill(pid, SIGSTOP) }
             let clock = ContinuousClock()

@@ -51,7 +51,11 @@ private struct SplitMix64: RandomNumberGenerator {
 private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
 /// Feeds `input` in pieces of `chunkSizes` (cycled), draining the parser after each piece.
-private func parse(_ input: [UInt8], chunkSizes: [Int] = [Int.max], limits: HTTPParserLimits = HTTPParserLimits()) -> ParseOutcome {
+private func parse(
+    _ input: [UInt8],
+    chunkSizes: [Int] = [Int.max],
+    limits: HTTPParserLimits = HTTPParserLimits()
+) -> ParseOutcome {
     var parser = HTTPRequestParser(limits: limits)
     var queue = ByteQueue()
     var outcome = ParseOutcome()
@@ -79,7 +83,11 @@ private func parse(_ input: [UInt8], chunkSizes: [Int] = [Int.max], limits: HTTP
     return outcome
 }
 
-private func parse(_ text: String, chunkSizes: [Int] = [Int.max], limits: HTTPParserLimits = HTTPParserLimits()) -> ParseOutcome {
+private func parse(
+    _ text: String,
+    chunkSizes: [Int] = [Int.max],
+    limits: HTTPParserLimits = HTTPParserLimits()
+) -> ParseOutcome {
     parse(bytes(text), chunkSizes: chunkSizes, limits: limits)
 }
 
@@ -87,7 +95,10 @@ private func parse(_ text: String, chunkSizes: [Int] = [Int.max], limits: HTTPPa
 private func refusal(_ text: String, limits: HTTPParserLimits = HTTPParserLimits()) -> Int? {
     let whole = parse(text, limits: limits)
     let byteWise = parse(text, chunkSizes: [1], limits: limits)
-    #expect(whole.error?.status == byteWise.error?.status, "whole and byte-at-a-time feeding disagree for \(text.debugDescription.prefix(120))")
+    #expect(
+        whole.error?.status == byteWise.error?.status,
+        "whole and byte-at-a-time feeding disagree for \(text.debugDescription.prefix(120))"
+    )
     return whole.error?.status
 }
 
@@ -109,7 +120,9 @@ private let pipelinedStream = bytes(
 @Suite("HTTP request parser")
 struct ParserTests {
     @Test func simpleGET() throws {
-        let outcome = parse("GET /api_3/build/1?a=b HTTP/1.1\r\nHost: example.org\r\nAccept: */*\r\nX-Dup: 1\r\nx-dup: 2\r\n\r\n")
+        let outcome = parse(
+            "GET /api_3/build/1?a=b HTTP/1.1\r\nHost: example.org\r\nAccept: */*\r\nX-Dup: 1\r\nx-dup: 2\r\n\r\n"
+        )
         #expect(outcome.error == nil)
         #expect(outcome.events.count == 2)
         #expect(outcome.events.last == .end)
@@ -194,7 +207,9 @@ struct ParserTests {
 
     @Test func contentLengthBodyIsDeliveredExactly() throws {
         let body = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        let request = bytes("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n") + body + bytes("GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+        let request =
+            bytes("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n") + body
+            + bytes("GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
         for sizes in [[Int.max], [1], [100, 7, 4096]] {
             let outcome = parse(request, chunkSizes: sizes)
             #expect(outcome.error == nil)
@@ -228,7 +243,8 @@ struct ParserTests {
     }
 
     @Test func chunkedBodyWithExtensionsAndTrailers() throws {
-        let text = "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let text =
+            "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
             + "5;ext=1\r\nhello\r\n"
             + "6 ; quoted=\"a;b\"\r\n world\r\n"
             + "A\r\n0123456789\r\n"
@@ -302,7 +318,12 @@ struct ParserTests {
         let header = "X-Big: " + String(repeating: "v", count: 1100) + "\r\n"
         #expect(refusal("GET / HTTP/1.1\r\nHost: a\r\n" + header + "\r\n", limits: limits) == 431)
         #expect(refusal("GET / HTTP/1.1\r\nHost: a\r\n" + header, limits: limits) == 431)  // incomplete head too
-        #expect(refusal("GET / HTTP/1.1\r\nHost: a\r\nX-Small: " + String(repeating: "v", count: 900) + "\r\n\r\n", limits: limits) == nil)
+        #expect(
+            refusal(
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Small: " + String(repeating: "v", count: 900) + "\r\n\r\n",
+                limits: limits
+            ) == nil
+        )
         // The default limit is 64 KiB.
         let big = (0..<70).map { "X-H\($0): " + String(repeating: "x", count: 1000) + "\r\n" }.joined()
         #expect(refusal("GET / HTTP/1.1\r\nHost: a\r\n" + big + "\r\n") == 431)
@@ -384,9 +405,18 @@ struct ParserTests {
     }
 
     @Test func repeatedEqualContentLengthsAreAccepted() throws {
-        #expect(try singleHead("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello").framing == .contentLength(5))
-        #expect(try singleHead("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\nhello").framing == .contentLength(5))
-        #expect(try singleHead("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\nhelloab").framing == .contentLength(7))
+        #expect(
+            try singleHead("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello").framing
+                == .contentLength(5)
+        )
+        #expect(
+            try singleHead("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\nhello").framing
+                == .contentLength(5)
+        )
+        #expect(
+            try singleHead("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\nhelloab").framing
+                == .contentLength(7)
+        )
     }
 
     @Test func failedParserStaysFailed() {
@@ -418,9 +448,18 @@ struct ParserTests {
     }
 
     @Test func expectContinueDetection() throws {
-        #expect(try singleHead("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n").expectsContinue)
-        #expect(try singleHead("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n").expectsContinue)
-        #expect(try !singleHead("POST / HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\n").expectsContinue)
+        #expect(
+            try singleHead("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
+                .expectsContinue
+        )
+        #expect(
+            try singleHead("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n")
+                .expectsContinue
+        )
+        #expect(
+            try !singleHead("POST / HTTP/1.1\r\nHost: a\r\nExpect: something-else\r\nContent-Length: 1\r\n\r\n")
+                .expectsContinue
+        )
         #expect(try !singleHead("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n").expectsContinue)
         // RFC 9110 §10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0 request.
         #expect(try !singleHead("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n").expectsContinue)
@@ -450,7 +489,9 @@ struct ParserTests {
             bytes("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;a=b\r\nabc\r\n0\r\nT: 1\r\n\r\n"),
             bytes("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
         ]
-        let alphabet = bytes("\r\n :;,0123456789abcdefABCDEF/?%GETPOSTHTTP/1.1chunkedContent-LengthTransfer-Encoding\t\u{0}\u{7F}") + [0xFF, 0xC3]
+        let alphabet =
+            bytes("\r\n :;,0123456789abcdefABCDEF/?%GETPOSTHTTP/1.1chunkedContent-LengthTransfer-Encoding\t\u{0}\u{7F}")
+            + [0xFF, 0xC3]
         let allowed: Set<Int> = [400, 414, 431, 501, 505]
         var rng = SplitMix64(state: 0x0DDB_A11C_0FFE)
         var refused = 0
@@ -502,7 +543,9 @@ struct ParserTests {
     @Test func randomInputWithTinyLimitsNeverCrashes() {
         let limits = HTTPParserLimits(maxRequestLine: 24, maxHeaderBytes: 40, maxHeaderFields: 2, maxChunkLine: 6)
         var rng = SplitMix64(state: 7)
-        let alphabet = bytes("GET / HTTP/1.1\r\nA:b\r\n\r\n0123456789abcdef;Transfer-Encoding: chunked\r\nContent-Length: 3\r\n")
+        let alphabet = bytes(
+            "GET / HTTP/1.1\r\nA:b\r\n\r\n0123456789abcdef;Transfer-Encoding: chunked\r\nContent-Length: 3\r\n"
+        )
         var statuses: Set<Int> = []
         for _ in 0..<3000 {
             let count = Int.random(in: 0...200, using: &rng)
@@ -582,12 +625,19 @@ struct ResponseTests {
 
     @Test func okWithBody() {
         let response = HTTPResponse(status: 200, contentType: "text/plain", body: "hello")
-        #expect(text(response.serializeHead(keepAlive: true)) == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n")
+        #expect(
+            text(response.serializeHead(keepAlive: true))
+                == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+        )
         #expect(response.body == bytes("hello"))
     }
 
     @Test func connectionCloseAndServerOwnedHeaders() {
-        var response = HTTPResponse(status: 404, headers: ["Content-Length": "999", "Connection": "keep-alive", "X-Y": "z"], body: bytes("nope"))
+        var response = HTTPResponse(
+            status: 404,
+            headers: ["Content-Length": "999", "Connection": "keep-alive", "X-Y": "z"],
+            body: bytes("nope")
+        )
         response.headers.add(name: "connection", value: "upgrade")
         let head = text(response.serializeHead(keepAlive: false))
         #expect(head == "HTTP/1.1 404 Not Found\r\nX-Y: z\r\nContent-Length: 4\r\nConnection: close\r\n\r\n")
@@ -596,7 +646,11 @@ struct ResponseTests {
 
     @Test func headResponseKeepsTheOmittedBodysLength() {
         let response = HTTPResponse(status: 200, body: [])
-        #expect(text(response.serializeHead(keepAlive: true, contentLength: 12345)).contains("\r\nContent-Length: 12345\r\n"))
+        #expect(
+            text(response.serializeHead(keepAlive: true, contentLength: 12345)).contains(
+                "\r\nContent-Length: 12345\r\n"
+            )
+        )
     }
 
     @Test func noContentLengthWhereNoBodyIsAllowed() {
@@ -610,14 +664,25 @@ struct ResponseTests {
     }
 
     @Test func reasonPhrases() {
-        #expect(text(HTTPResponse(status: 413).serializeHead(keepAlive: false)).hasPrefix("HTTP/1.1 413 Content Too Large\r\n"))
-        #expect(text(HTTPResponse(status: 431).serializeHead(keepAlive: false)).hasPrefix("HTTP/1.1 431 Request Header Fields Too Large\r\n"))
+        #expect(
+            text(HTTPResponse(status: 413).serializeHead(keepAlive: false)).hasPrefix(
+                "HTTP/1.1 413 Content Too Large\r\n"
+            )
+        )
+        #expect(
+            text(HTTPResponse(status: 431).serializeHead(keepAlive: false)).hasPrefix(
+                "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            )
+        )
         #expect(HTTPStatus.reason(408) == "Request Timeout")
         #expect(!HTTPStatus.reason(599).isEmpty)
     }
 
     @Test func headerValuesCannotSplitTheResponse() {
-        let response = HTTPResponse(status: 302, headers: ["Location": "/x\r\nSet-Cookie: evil=1", "X-Bad\r\nName": "v"])
+        let response = HTTPResponse(
+            status: 302,
+            headers: ["Location": "/x\r\nSet-Cookie: evil=1", "X-Bad\r\nName": "v"]
+        )
         let head = text(response.serializeHead(keepAlive: true))
         let lines = head.components(separatedBy: "\r\n")
         #expect(!lines.contains { $0.hasPrefix("Set-Cookie") })

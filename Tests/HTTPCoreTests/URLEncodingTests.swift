@@ -50,7 +50,10 @@ struct URLEncodingTests {
 
     @Test func base64Vectors() {
         // RFC 4648 §10.
-        let vectors = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")]
+        let vectors = [
+            ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ]
         for (plain, encoded) in vectors {
             #expect(Base64.encode(Array(plain.utf8)) == encoded)
             #expect(Base64.decode(encoded) == Array(plain.utf8))
@@ -68,13 +71,19 @@ struct URLEncodingTests {
     // MARK: Basic credentials
 
     @Test func basicCredentials() {
-        #expect(BasicCredentials(authorizationHeader: "Basic dXNlcjpwYXNz") == BasicCredentials(login: "user", password: "pass"))
+        #expect(
+            BasicCredentials(authorizationHeader: "Basic dXNlcjpwYXNz")
+                == BasicCredentials(login: "user", password: "pass")
+        )
         #expect(BasicCredentials(authorizationHeader: "basic dXNlcjpwYXNz")?.login == "user")
         #expect(BasicCredentials(authorizationHeader: "  BASIC   dXNlcjpwYXNz  ")?.password == "pass")
         // The password may contain colons; only the first one separates.
         let colon = BasicCredentials(authorizationHeader: "Basic " + Base64.encode(Array("alice:s3:cr:et".utf8)))
         #expect(colon == BasicCredentials(login: "alice", password: "s3:cr:et"))
-        #expect(BasicCredentials(authorizationHeader: "Basic " + Base64.encode(Array("bob:".utf8))) == BasicCredentials(login: "bob", password: ""))
+        #expect(
+            BasicCredentials(authorizationHeader: "Basic " + Base64.encode(Array("bob:".utf8)))
+                == BasicCredentials(login: "bob", password: "")
+        )
         let unicode = BasicCredentials(authorizationHeader: "Basic " + Base64.encode(Array("jürgen:pässwörd".utf8)))
         #expect(unicode == BasicCredentials(login: "jürgen", password: "pässwörd"))
     }

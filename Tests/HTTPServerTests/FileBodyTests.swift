@@ -35,7 +35,10 @@ struct FileBodyHandler: HTTPHandler {
             _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
             self.pipeWriteEnds.add(fds[1])
             self.observations.record("pipe \(fds[0])")
-            return .file(status: status, HTTPFileBody(descriptor: fds[0], offset: 0, length: Int(query["length"] ?? "10") ?? 10))
+            return .file(
+                status: status,
+                HTTPFileBody(descriptor: fds[0], offset: 0, length: Int(query["length"] ?? "10") ?? 10)
+            )
         }
         let path = self.directory + "/" + name
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -95,7 +98,8 @@ func writePatternFile(_ path: String, count: Int) {
 /// The index just past the `\r\n\r\n` that ends a response head.
 func headEnd(_ bytes: [UInt8]) -> Int? {
     guard bytes.count >= 4 else { return nil }
-    for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
+    for i in 0...(bytes.count - 4)
+    where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
         return i + 4
     }
     return nil
@@ -110,7 +114,11 @@ func withFileServer<T: Sendable>(
     let observations = Observations()
     let pipes = PipeEnds()
     let handler = FileBodyHandler(directory: directory.path, observations: observations, pipeWriteEnds: pipes)
-    let server = Server(configuration: testConfiguration(ioTimeout: .seconds(10)), handler: handler, logger: quietLogger)
+    let server = Server(
+        configuration: testConfiguration(ioTimeout: .seconds(10)),
+        handler: handler,
+        logger: quietLogger
+    )
     let port = try server.start()
     defer {
         pipes.closeAll()
@@ -143,7 +151,9 @@ struct FileBodyTests {
             #expect(region.status == 200)
             #expect(region.header("Content-Length") == "300000")
             #expect(region.body == (1000..<301_000).map(fileByte))
-            let fds = observations.all.filter { $0.hasPrefix("fd data ") }.compactMap { Int32($0.split(separator: " ")[2]) }
+            let fds = observations.all.filter { $0.hasPrefix("fd data ") }.compactMap {
+                Int32($0.split(separator: " ")[2])
+            }
             #expect(fds.count == 2)
             for fd in fds {
                 #expect(await eventually { !descriptorRefersTo(fd, dir.path + "/data") })
@@ -180,7 +190,9 @@ struct FileBodyTests {
             let responses = try await blocking {
                 let client = try TestHTTPClient(port: port)
                 var batch: [UInt8] = []
-                for i in 0..<6 { batch += TestHTTPClient.requestBytes(path: "/p?offset=\(i * 50_000)&length=\(100_000 + i)") }
+                for i in 0..<6 {
+                    batch += TestHTTPClient.requestBytes(path: "/p?offset=\(i * 50_000)&length=\(100_000 + i)")
+                }
                 try client.send(batch)
                 return try (0..<6).map { _ in try client.readResponse() }
             }
@@ -201,7 +213,9 @@ struct FileBodyTests {
             #expect(response.status == 200)
             #expect(response.header("Content-Length") == "0")
             #expect(next.status == 200)
-            let fds = observations.all.compactMap { $0.hasPrefix("fd empty ") ? Int32($0.split(separator: " ")[2]) : nil }
+            let fds = observations.all.compactMap {
+                $0.hasPrefix("fd empty ") ? Int32($0.split(separator: " ")[2]) : nil
+            }
             for fd in fds {
                 #expect(await eventually { !descriptorRefersTo(fd, dir.path + "/empty") })
             }
@@ -239,7 +253,9 @@ struct FileBodyTests {
                 while got < 1 << 20 { got += try client.receiveSome().count }
                 client.abort()
             }
-            let served = observations.all.compactMap { $0.hasPrefix("fd sparse ") ? Int32($0.split(separator: " ")[2]) : nil }
+            let served = observations.all.compactMap {
+                $0.hasPrefix("fd sparse ") ? Int32($0.split(separator: " ")[2]) : nil
+            }
             #expect(served.count == 1)
             #expect(await eventually { server.connectionCount == 0 })
             #expect(await eventually { !descriptorRefersTo(served[0], path) })

@@ -63,7 +63,9 @@ struct ServerTests {
         try await withServer { _, port in
             let responses = try await blocking {
                 let client = try TestHTTPClient(port: port)
-                let batch = TestHTTPClient.requestBytes(path: "/a") + TestHTTPClient.requestBytes(method: "POST", path: "/b", body: Array("xyz".utf8))
+                let batch =
+                    TestHTTPClient.requestBytes(path: "/a")
+                    + TestHTTPClient.requestBytes(method: "POST", path: "/b", body: Array("xyz".utf8))
                 for byte in batch { try client.send([byte]) }
                 return [try client.readResponse(), try client.readResponse()]
             }
@@ -142,9 +144,17 @@ struct ServerTests {
             let pieces: [[UInt8]] = [Array("hello ".utf8), Array(repeating: 0x41, count: 70_000), Array(" world".utf8)]
             let (response, next) = try await blocking {
                 let client = try TestHTTPClient(port: port)
-                try client.send(TestHTTPClient.requestBytes(method: "POST", path: "/chunked", headers: [("Transfer-Encoding", "chunked")]))
+                try client.send(
+                    TestHTTPClient.requestBytes(
+                        method: "POST",
+                        path: "/chunked",
+                        headers: [("Transfer-Encoding", "chunked")]
+                    )
+                )
                 for (i, piece) in pieces.enumerated() {
-                    try client.send(Array("\(String(piece.count, radix: 16));piece=\(i)\r\n".utf8) + piece + Array("\r\n".utf8))
+                    try client.send(
+                        Array("\(String(piece.count, radix: 16));piece=\(i)\r\n".utf8) + piece + Array("\r\n".utf8)
+                    )
                     usleep(20_000)
                 }
                 try client.send("0\r\nX-Trailer: done\r\n\r\n")
@@ -162,12 +172,23 @@ struct ServerTests {
         try await withServer { _, port in
             let (interim, final, together, after) = try await blocking {
                 let client = try TestHTTPClient(port: port)
-                try client.send(TestHTTPClient.requestBytes(method: "POST", path: "/expect", headers: [("Expect", "100-continue"), ("Content-Length", "5")]))
+                try client.send(
+                    TestHTTPClient.requestBytes(
+                        method: "POST",
+                        path: "/expect",
+                        headers: [("Expect", "100-continue"), ("Content-Length", "5")]
+                    )
+                )
                 let interim = try client.readResponse(skippingInterim: false)
                 try client.send("hello")
                 let final = try client.readResponse()
                 // Head and body in one write: the 100 is optional, the final response is not.
-                let together = try client.request(method: "POST", path: "/expect2", headers: [("Expect", "100-continue")], body: Array("world".utf8))
+                let together = try client.request(
+                    method: "POST",
+                    path: "/expect2",
+                    headers: [("Expect", "100-continue")],
+                    body: Array("world".utf8)
+                )
                 return (interim, final, together, try client.request(path: "/after-expect"))
             }
             #expect(interim.status == 100)
@@ -183,7 +204,13 @@ struct ServerTests {
         try await withServer(handler: EchoHandler(memoryMax: 100)) { _, port in
             let (response, closed) = try await blocking {
                 let client = try TestHTTPClient(port: port)
-                try client.send(TestHTTPClient.requestBytes(method: "POST", path: "/mem", headers: [("Expect", "100-continue"), ("Content-Length", "101")]))
+                try client.send(
+                    TestHTTPClient.requestBytes(
+                        method: "POST",
+                        path: "/mem",
+                        headers: [("Expect", "100-continue"), ("Content-Length", "101")]
+                    )
+                )
                 return (try client.readResponse(skippingInterim: false), client.waitForClose())
             }
             #expect(response.status == 413)  // no 100 first: the client must not start sending
@@ -200,7 +227,11 @@ struct ServerTests {
             let (viaLength, viaChunks, memory) = try await blocking {
                 let client = try TestHTTPClient(port: port)
                 let viaLength = try client.request(method: "POST", path: "/file/upload", body: body)
-                var request = TestHTTPClient.requestBytes(method: "POST", path: "/file/chunked", headers: [("Transfer-Encoding", "chunked")])
+                var request = TestHTTPClient.requestBytes(
+                    method: "POST",
+                    path: "/file/chunked",
+                    headers: [("Transfer-Encoding", "chunked")]
+                )
                 request += Array("186a0\r\n".utf8) + chunked + Array("\r\n0\r\n\r\n".utf8)
                 try client.send(request)
                 let viaChunks = try client.readResponse()
@@ -230,7 +261,13 @@ struct ServerTests {
         try await withServer(testConfiguration(temporaryDirectory: spool.path), handler: handler) { _, port in
             try await blocking {
                 let client = try TestHTTPClient(port: port)
-                try client.send(TestHTTPClient.requestBytes(method: "POST", path: "/file/slow?sleep=300", body: Array(repeating: 7, count: 4096)))
+                try client.send(
+                    TestHTTPClient.requestBytes(
+                        method: "POST",
+                        path: "/file/slow?sleep=300",
+                        body: Array(repeating: 7, count: 4096)
+                    )
+                )
                 usleep(50_000)  // the request is with the handler now
                 client.abort()
             }
@@ -249,12 +286,20 @@ struct ServerTests {
         try await withServer(testConfiguration(temporaryDirectory: spool.path), handler: handler) { _, port in
             let (memory, memoryRest, file, sentBody) = try await blocking {
                 let a = try TestHTTPClient(port: port)
-                try a.send(TestHTTPClient.requestBytes(method: "POST", path: "/mem", headers: [("Content-Length", "1001")]))
+                try a.send(
+                    TestHTTPClient.requestBytes(method: "POST", path: "/mem", headers: [("Content-Length", "1001")])
+                )
                 let memory = try a.readResponse()
                 let rest = try a.readUntilClose()
                 // The client sends its whole body before reading; it must still see the 413, not a reset.
                 let b = try TestHTTPClient(port: port)
-                try b.send(TestHTTPClient.requestBytes(method: "POST", path: "/file/x", body: Array(repeating: 1, count: 200_000)))
+                try b.send(
+                    TestHTTPClient.requestBytes(
+                        method: "POST",
+                        path: "/file/x",
+                        body: Array(repeating: 1, count: 200_000)
+                    )
+                )
                 let file = try b.readResponse()
                 return (memory, rest, file, b.waitForClose())
             }
@@ -274,13 +319,25 @@ struct ServerTests {
         try await withServer(testConfiguration(temporaryDirectory: spool.path), handler: handler) { _, port in
             let (memory, file, closed) = try await blocking {
                 let a = try TestHTTPClient(port: port)
-                var request = TestHTTPClient.requestBytes(method: "POST", path: "/mem", headers: [("Transfer-Encoding", "chunked")])
-                for _ in 0..<3 { request += Array("190\r\n".utf8) + Array(repeating: 2, count: 400) + Array("\r\n".utf8) }
+                var request = TestHTTPClient.requestBytes(
+                    method: "POST",
+                    path: "/mem",
+                    headers: [("Transfer-Encoding", "chunked")]
+                )
+                for _ in 0..<3 {
+                    request += Array("190\r\n".utf8) + Array(repeating: 2, count: 400) + Array("\r\n".utf8)
+                }
                 try a.send(request)  // 1200 bytes, no terminating chunk
                 let memory = try a.readResponse()
                 let b = try TestHTTPClient(port: port)
-                request = TestHTTPClient.requestBytes(method: "POST", path: "/file/x", headers: [("Transfer-Encoding", "chunked")])
-                for _ in 0..<6 { request += Array("3e8\r\n".utf8) + Array(repeating: 3, count: 1000) + Array("\r\n".utf8) }
+                request = TestHTTPClient.requestBytes(
+                    method: "POST",
+                    path: "/file/x",
+                    headers: [("Transfer-Encoding", "chunked")]
+                )
+                for _ in 0..<6 {
+                    request += Array("3e8\r\n".utf8) + Array(repeating: 3, count: 1000) + Array("\r\n".utf8)
+                }
                 try b.send(request + Array("0\r\n\r\n".utf8))
                 let file = try b.readResponse()
                 return (memory, file, a.waitForClose() && b.waitForClose())
@@ -367,7 +424,9 @@ struct ServerTests {
                 let single = try a.readUntilClose()
                 let b = try TestHTTPClient(port: port)
                 // The first handler is slow, so the server sees the end of the stream before it answers.
-                try b.send(TestHTTPClient.requestBytes(path: "/one?sleep=200") + TestHTTPClient.requestBytes(path: "/two"))
+                try b.send(
+                    TestHTTPClient.requestBytes(path: "/one?sleep=200") + TestHTTPClient.requestBytes(path: "/two")
+                )
                 b.shutdownWrite()
                 let first = try b.readResponse()
                 let second = try b.readResponse()
@@ -420,7 +479,9 @@ struct ServerTests {
                 let client = try TestHTTPClient(port: port, timeout: .milliseconds(100))
                 // The first request outlasts the head timeout in its handler; the second head's clock starts when
                 // the first response is queued.
-                try client.send(TestHTTPClient.requestBytes(path: "/first?sleep=1300") + Array("GET /second HTTP/1.1\r\n".utf8))
+                try client.send(
+                    TestHTTPClient.requestBytes(path: "/first?sleep=1300") + Array("GET /second HTTP/1.1\r\n".utf8)
+                )
                 client.setTimeout(.seconds(5))
                 let first = try client.readResponse()
                 client.setTimeout(.milliseconds(100))
@@ -494,7 +555,9 @@ struct ServerTests {
     @Test func connectionChurnLeaksNoDescriptors() async throws {
         try await withServer { server, port in
             // Warm up (libdispatch opens its own descriptors lazily).
-            _ = try await blocking { try TestHTTPClient(port: port).request(path: "/warm", headers: [("Connection", "close")]) }
+            _ = try await blocking {
+                try TestHTTPClient(port: port).request(path: "/warm", headers: [("Connection", "close")])
+            }
             _ = await eventually { server.connectionCount == 0 }
             let before = openFileDescriptorCount()
             let statuses = try await blocking {
@@ -529,7 +592,9 @@ struct ServerTests {
             let (big, after, countWhilePaused) = try await blocking {
                 let client = try TestHTTPClient(port: port, timeout: .seconds(10))
                 client.setReceiveBufferSize(64 * 1024)
-                try client.send(TestHTTPClient.requestBytes(path: "/big") + TestHTTPClient.requestBytes(path: "/after-big"))
+                try client.send(
+                    TestHTTPClient.requestBytes(path: "/big") + TestHTTPClient.requestBytes(path: "/after-big")
+                )
                 for _ in 0..<1000 where !observations.all.contains("big ready") { usleep(10_000) }
                 usleep(2_500_000)  // the response is ready; read nothing for a while
                 let countWhilePaused = server.connectionCount
@@ -562,11 +627,13 @@ struct ServerTests {
         let idleClosed = try await blocking { idle.waitForClose() }
         #expect(idleClosed)
         // New connections are refused (or closed without an answer) while draining.
-        #expect(await eventually(timeout: .seconds(2)) {
-            guard let late = try? TestHTTPClient(port: port, timeout: .milliseconds(300)) else { return true }
-            try? late.send(TestHTTPClient.requestBytes(path: "/late"))
-            return (try? late.readUntilClose())?.isEmpty == true
-        })
+        #expect(
+            await eventually(timeout: .seconds(2)) {
+                guard let late = try? TestHTTPClient(port: port, timeout: .milliseconds(300)) else { return true }
+                try? late.send(TestHTTPClient.requestBytes(path: "/late"))
+                return (try? late.readUntilClose())?.isEmpty == true
+            }
+        )
         let (inFlight, rest) = try await blocking { (try busy.readResponse(), try busy.readUntilClose()) }
         #expect(inFlight.status == 200)
         #expect(inFlight.header("X-Target") == "/slow?sleep=800")

@@ -8,7 +8,10 @@ import Testing
 @testable import Keygen
 
 /// Runs `body` against the HTTP API of a service with `poolSize` spares.
-private func withAPI<T>(poolSize: Int, _ body: (KeygenFixture, KeyService, APIServer) async throws -> T) async throws
+private func withAPI<T>(
+    poolSize: Int,
+    _ body: (KeygenFixture, KeyService, APIServer) async throws -> T
+) async throws
     -> T
 {
     try await KeygenFixture.with(poolSize: poolSize) { fixture, service in

@@ -58,7 +58,12 @@ private let binary: String = {
         let listening = try #require(port, "no port file; log:\n\(readLog())")
         #expect((try FileManager.default.attributesOfItem(atPath: home)[.posixPermissions] as? Int) == 0o700)
 
-        func call(_ method: String, _ path: String, _ body: [UInt8]? = nil, auth: Bool = true) async throws
+        func call(
+            _ method: String,
+            _ path: String,
+            _ body: [UInt8]? = nil,
+            auth: Bool = true
+        ) async throws
             -> TestHTTPResponse
         {
             try await TestHTTPClient.runBlocking {

@@ -45,9 +45,15 @@ import Testing
 
     @Test(arguments: [
         (#"{"task_id": "1", "project_owner": "a", "project_name": "p"}"#, "build_id is required"),
-        (#"{"task_id": "1", "build_id": "x", "project_owner": "a", "project_name": "p"}"#, "build_id must be an integer"),
+        (
+            #"{"task_id": "1", "build_id": "x", "project_owner": "a", "project_name": "p"}"#,
+            "build_id must be an integer"
+        ),
         (#"{"task_id": "1-", "build_id": 1, "project_owner": "a", "project_name": "p"}"#, "task_id is invalid"),
-        (#"{"task_id": "1", "build_id": 1, "project_owner": "a", "project_name": "p", "chroot": "nope"}"#, "chroot is invalid"),
+        (
+            #"{"task_id": "1", "build_id": 1, "project_owner": "a", "project_name": "p", "chroot": "nope"}"#,
+            "chroot is invalid"
+        ),
         (#"[1]"#, "must be an object"),
         (#"{"#, "not valid JSON"),
     ])
@@ -82,13 +88,22 @@ import Testing
         let fork = BackendAction(
             id: 3,
             payload: .fork(
-                .init(sourceOwnername: "a", sourceDirname: "p", targetOwnername: "b", targetDirname: "q",
-                      buildsMap: ["fedora-41-x86_64": ["00000001-x": "00000009-x"]])
+                .init(
+                    sourceOwnername: "a",
+                    sourceDirname: "p",
+                    targetOwnername: "b",
+                    targetDirname: "q",
+                    buildsMap: ["fedora-41-x86_64": ["00000001-x": "00000009-x"]]
+                )
             )
         )
         let decoded = try Wire.decode(BackendAction.self, from: try Wire.encode(fork))
         #expect(decoded == fork)
-        let stored = BackendAction(id: 4, actionType: "delete", data: ["object_type": "copr", "ownername": "a", "projectname": "p"])
+        let stored = BackendAction(
+            id: 4,
+            actionType: "delete",
+            data: ["object_type": "copr", "ownername": "a", "projectname": "p"]
+        )
         #expect(stored.payload == .deleteProject(.init(ownername: "a", projectname: "p")))
         #expect(stored.data["object_type"] == "copr")
         let unknown = BackendAction(id: 5, actionType: "rawhide_to_release", data: [:])
@@ -100,17 +115,38 @@ import Testing
     @Test func pollAnswersRoundTrip() throws {
         let poll = BackendPoll(
             generation: "abc.7",
-            tasks: [TaskSummary(taskID: TaskID(buildID: 9, chroot: nil), projectOwner: "a", projectName: "p", arch: "x86_64",
-                                tags: ["arch_x86_64"], sandbox: "a/p--a", background: true, submittedOn: 5)],
+            tasks: [
+                TaskSummary(
+                    taskID: TaskID(buildID: 9, chroot: nil),
+                    projectOwner: "a",
+                    projectName: "p",
+                    arch: "x86_64",
+                    tags: ["arch_x86_64"],
+                    sandbox: "a/p--a",
+                    background: true,
+                    submittedOn: 5
+                )
+            ],
             cancels: [TaskID(buildID: 8, chroot: "fedora-41-x86_64")],
-            actions: [BackendAction(id: 1, payload: .createrepo(.init(ownername: "a", projectname: "p", projectDirname: "p", chroot: "fedora-41-x86_64")))]
+            actions: [
+                BackendAction(
+                    id: 1,
+                    payload: .createrepo(
+                        .init(ownername: "a", projectname: "p", projectDirname: "p", chroot: "fedora-41-x86_64")
+                    )
+                )
+            ]
         )
         let json = try Wire.json(poll)
         #expect(json["tasks"]?.arrayValue?.first?["type"] == "srpm")
         #expect(json["cancels"] == ["8-fedora-41-x86_64"])
         #expect(try Wire.decode(BackendPoll.self, from: json) == poll)
-        let update = BackendUpdate(updateID: "u", taskID: TaskID(buildID: 1, chroot: "f-1-x"), state: .succeeded,
-                                   builtPackages: [BuiltPackage(name: "n", epoch: nil, version: "1", release: "1", arch: "noarch")])
+        let update = BackendUpdate(
+            updateID: "u",
+            taskID: TaskID(buildID: 1, chroot: "f-1-x"),
+            state: .succeeded,
+            builtPackages: [BuiltPackage(name: "n", epoch: nil, version: "1", release: "1", arch: "noarch")]
+        )
         let u = try Wire.json(update)
         // `epoch` is written even when absent (null), as API v3's built-packages answers have it.
         #expect(u["built_packages"]?.arrayValue?.first?.objectValue?.keys.contains("epoch") == true)

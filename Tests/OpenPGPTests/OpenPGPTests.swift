@@ -3,8 +3,8 @@
 import Foundation
 import LibCrypto
 import OpenPGP
-import Testing
 import TestSupport
+import Testing
 
 @Suite struct SecretKeyParsingTests {
     @Test func parsesSyntheticExport() throws {

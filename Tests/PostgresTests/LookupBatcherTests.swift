@@ -30,7 +30,9 @@ import Testing
             batchSizes.append(ids.count)
             #expect(Set(ids).count == ids.count, "keys of a batch are distinct")
             var out: [Int: String] = [:]
-            for row in try c.query("SELECT id, label FROM items WHERE id = ANY(\("{" + ids.map(String.init).joined(separator: ",") + "}")::bigint[])").rows {
+            for row in try c.query(
+                "SELECT id, label FROM items WHERE id = ANY(\("{" + ids.map(String.init).joined(separator: ",") + "}")::bigint[])"
+            ).rows {
                 out[try row.int("id")] = try row.string("label")
             }
             return out
@@ -67,7 +69,9 @@ import Testing
             // Key 666 makes the statement fail (division by zero in PostgreSQL).
             let divisor = ids.contains(666) ? "0" : "1"
             var out: [Int: String] = [:]
-            for row in try c.query("SELECT id, label FROM items WHERE id = ANY(\("{" + ids.map(String.init).joined(separator: ",") + "}")::bigint[]) AND 1 / \(divisor)::int = 1").rows {
+            for row in try c.query(
+                "SELECT id, label FROM items WHERE id = ANY(\("{" + ids.map(String.init).joined(separator: ",") + "}")::bigint[]) AND 1 / \(divisor)::int = 1"
+            ).rows {
                 out[try row.int("id")] = try row.string("label")
             }
             return out
@@ -91,7 +95,12 @@ import Testing
             return Dictionary(uniqueKeysWithValues: ids.map { ($0, "v\($0)") })
         }
         let first = Task { await lookup(batcher, 1) }
-        await withCheckedContinuation { c in DispatchQueue.global().async { entered.wait(); c.resume() } }
+        await withCheckedContinuation { c in
+            DispatchQueue.global().async {
+                entered.wait()
+                c.resume()
+            }
+        }
         // Four wait; the fifth is refused at once.
         let waiting = (2...5).map { key in Task { await lookup(batcher, key) } }
         try await Task.sleep(for: .milliseconds(100))

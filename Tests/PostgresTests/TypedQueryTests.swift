@@ -98,8 +98,10 @@ import Testing
         )
         #expect(try row.decode("nothing", as: Int?.self) == nil)
         #expect(try row.decode("seven", as: Int?.self) == 7)
-        for (column, expected) in [("word", "column \"word\" is not an integer"), ("nothing", "column \"nothing\" is NULL"),
-                                   ("absent", "no column \"absent\" in result")] {
+        for (column, expected) in [
+            ("word", "column \"word\" is not an integer"), ("nothing", "column \"nothing\" is NULL"),
+            ("absent", "no column \"absent\" in result"),
+        ] {
             let error = #expect(throws: PostgresError.self) { try row.decode(column, as: Int.self) }
             #expect(error?.code == .decoding)
             #expect(error?.description.contains(expected) == true)

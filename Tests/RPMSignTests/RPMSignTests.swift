@@ -4,8 +4,8 @@ import LibCrypto
 import OpenPGP
 import RPM
 import RPMSign
-import Testing
 import TestSupport
+import Testing
 
 @Suite(.requires(signingTools))
 struct GPGInteropTests {

@@ -1,8 +1,8 @@
 // Keys made by gpg and packages made by rpmbuild at test time (nothing binary is committed).
 import Foundation
-import TestSupport
 import OpenPGP
 import RPMSign
+import TestSupport
 
 struct FixtureError: Error, CustomStringConvertible {
     var description: String
@@ -56,8 +56,10 @@ struct SigningFixtures: Sendable {
 }
 
 /// What the signing tests run: gpg makes the keys and checks signatures, rpmbuild the packages, rpmkeys verifies.
-let signingTools: [IntegrationRequirement] = ["/usr/bin/gpg", "/usr/bin/gpgconf", "/usr/bin/rpmbuild", "/usr/bin/rpmkeys"]
-    .map { IntegrationRequirement.tool($0) }
+let signingTools: [IntegrationRequirement] = [
+    "/usr/bin/gpg", "/usr/bin/gpgconf", "/usr/bin/rpmbuild", "/usr/bin/rpmkeys",
+]
+.map { IntegrationRequirement.tool($0) }
 
 /// Built lazily, once per test process (global initialisation is thread-safe).
 let sharedSigningFixtures: Result<SigningFixtures, FixtureError> = Result { () throws(FixtureError) in

@@ -1,8 +1,8 @@
 // Truncated, mutated, oversized and non-RPM input: always a thrown RPMError, never a crash.
 import Foundation
 import RPM
-import Testing
 import TestSupport
+import Testing
 
 /// Parses and, on success, reads every entry through every accessor (they must not trap either).
 private func parseAndTouch(_ bytes: [UInt8]) -> Result<RPMPackage, RPMError> {

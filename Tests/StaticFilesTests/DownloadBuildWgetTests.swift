@@ -22,10 +22,17 @@ let wgetPath: String? = {
 /// -A '*.rpm' RESULT_URL` — the reject pattern carries its double quotes literally. The arithmetic: `-nH` drops the
 /// host, and `result_url` = `/results/OWNER/PROJECT/CHROOT/NNNNNNNN-PKG/` has 5 directory components, all of which
 /// `--cut-dirs 6` removes (wget cuts at most what there is), so the files land directly in `DEST/CHROOT/`.
-@Suite("StaticFiles: copr-cli download-build through wget", .serialized, .requires(tools: "wget"), .timeLimit(.minutes(2)))
+@Suite(
+    "StaticFiles: copr-cli download-build through wget",
+    .serialized,
+    .requires(tools: "wget"),
+    .timeLimit(.minutes(2))
+)
 struct DownloadBuildWgetTests {
     static let chroot = "fedora-41-x86_64"
-    static let rpms = ["hello-1.0-1.fc41.src.rpm", "hello-1.0-1.fc41.x86_64.rpm", "hello-debuginfo-1.0-1.fc41.x86_64.rpm"]
+    static let rpms = [
+        "hello-1.0-1.fc41.src.rpm", "hello-1.0-1.fc41.x86_64.rpm", "hello-debuginfo-1.0-1.fc41.x86_64.rpm",
+    ]
     static let logs = ["backend.log.gz", "builder-live.log.gz"]
 
     func makeTree() -> ResultsTree {
@@ -90,7 +97,9 @@ struct DownloadBuildWgetTests {
             #expect(self.files(under: dest) == expected.map { Self.chroot + "/" + $0 }.sorted(), "\(output)")
             for name in expected {
                 let got = FileManager.default.contents(atPath: dest + "/" + Self.chroot + "/" + name)
-                let want = FileManager.default.contents(atPath: tree.root + "/owner/proj/\(Self.chroot)/00000042-hello/" + name)
+                let want = FileManager.default.contents(
+                    atPath: tree.root + "/owner/proj/\(Self.chroot)/00000042-hello/" + name
+                )
                 #expect(got != nil && got == want, "\(name)")
             }
         }

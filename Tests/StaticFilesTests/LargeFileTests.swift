@@ -115,7 +115,11 @@ struct LargeFileTests {
         }
     }
 
-    static func blockIsCorrect(_ k: Int, _ block: UnsafeMutableRawBufferPointer, _ zeros: UnsafeMutableRawBufferPointer) -> Bool {
+    static func blockIsCorrect(
+        _ k: Int,
+        _ block: UnsafeMutableRawBufferPointer,
+        _ zeros: UnsafeMutableRawBufferPointer
+    ) -> Bool {
         let first = block.loadUnaligned(fromByteOffset: 0, as: UInt64.self)
         guard UInt64(littleEndian: first) == UInt64(k * Self.block) else { return false }
         let isLast = (k + 1) * Self.block == Self.size

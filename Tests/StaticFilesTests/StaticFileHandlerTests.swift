@@ -75,7 +75,9 @@ struct StaticFileHandlerTests {
             #expect(top.status == 200)
             #expect(top.bodyString.contains("Index of /results/"))
             #expect(!top.bodyString.contains("Parent Directory"))
-            #expect(hrefs(top.bodyString) == ["%40group/", "owner/"] || hrefs(top.bodyString) == ["@group/", "owner/"])
+            #expect(
+                hrefs(top.bodyString) == ["%40group/", "owner/"] || hrefs(top.bodyString) == ["@group/", "owner/"]
+            )
             let project = try await fetch(port, "/results/owner/proj/")
             #expect(hrefs(project.bodyString) == ["../", "fedora-41-x86_64/", "pubkey.gpg"])
         }
@@ -111,7 +113,11 @@ struct StaticFileHandlerTests {
         tree.write("r.bin", (0..<100).map { UInt8($0) })
         tree.write("empty.bin", [])
         try await withStaticServer(tree) { _, port in
-            func get(_ range: String, path: String = "/results/r.bin", extra: [(String, String)] = []) async throws -> TestHTTPResponse {
+            func get(
+                _ range: String,
+                path: String = "/results/r.bin",
+                extra: [(String, String)] = []
+            ) async throws -> TestHTTPResponse {
                 try await fetch(port, path, headers: [("Range", range)] + extra)
             }
             let partials: [(String, Int, Int)] = [
@@ -177,10 +183,12 @@ struct StaticFileHandlerTests {
         let tree = makeSampleTree()
         defer { tree.remove() }
         let cases: [(String, String)] = [
-            ("a.rpm", "application/x-rpm"), ("a.src.rpm", "application/x-rpm"), ("builder-live.log.gz", "application/gzip"),
+            ("a.rpm", "application/x-rpm"), ("a.src.rpm", "application/x-rpm"),
+            ("builder-live.log.gz", "application/gzip"),
             ("repomd.xml", "text/xml"), ("pubkey.gpg", "application/pgp-keys"), ("results.json", "application/json"),
             ("backend.log", "text/plain; charset=utf-8"), ("readme.txt", "text/plain; charset=utf-8"),
-            ("owner-proj.repo", "text/plain"), ("blob", "application/octet-stream"), ("page.html", "application/octet-stream"),
+            ("owner-proj.repo", "text/plain"), ("blob", "application/octet-stream"),
+            ("page.html", "application/octet-stream"),
             ("UPPER.RPM", "application/x-rpm"), (".hidden", "application/octet-stream"),
         ]
         for (name, _) in cases { tree.write("types/" + name, "x") }
@@ -194,9 +202,17 @@ struct StaticFileHandlerTests {
             }
             let dated = try await fetch(port, "/results/types/a.rpm")
             #expect(dated.header("Last-Modified") == "Sun, 06 Nov 1994 08:49:37 GMT")
-            let notModified = try await fetch(port, "/results/types/a.rpm", headers: [("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT")])
+            let notModified = try await fetch(
+                port,
+                "/results/types/a.rpm",
+                headers: [("If-Modified-Since", "Sun, 06 Nov 1994 08:49:37 GMT")]
+            )
             #expect(notModified.status == 304 && notModified.body.isEmpty)
-            let modified = try await fetch(port, "/results/types/a.rpm", headers: [("If-Modified-Since", "Sun, 06 Nov 1994 08:49:36 GMT")])
+            let modified = try await fetch(
+                port,
+                "/results/types/a.rpm",
+                headers: [("If-Modified-Since", "Sun, 06 Nov 1994 08:49:36 GMT")]
+            )
             #expect(modified.status == 200 && modified.bodyString == "x")
         }
     }
@@ -208,7 +224,11 @@ struct StaticFileHandlerTests {
             for method in ["POST", "PUT", "DELETE", "OPTIONS", "PATCH"] {
                 let r = try await blocking {
                     let client = try TestHTTPClient(port: port)
-                    return try client.request(method: method, path: buildURL + "big.bin", body: method == "POST" || method == "PUT" ? [] : nil)
+                    return try client.request(
+                        method: method,
+                        path: buildURL + "big.bin",
+                        body: method == "POST" || method == "PUT" ? [] : nil
+                    )
                 }
                 #expect(r.status == 405, "\(method)")
                 #expect(r.header("Allow") == "GET, HEAD", "\(method)")
@@ -226,7 +246,9 @@ struct StaticFileHandlerTests {
             let body = try await blocking {
                 let client = try TestHTTPClient(port: port)
                 client.setReceiveBufferSize(32 * 1024)
-                try client.send(TestHTTPClient.requestBytes(path: buildURL + "builder-live.log", headers: [("Connection", "close")]))
+                try client.send(
+                    TestHTTPClient.requestBytes(path: buildURL + "builder-live.log", headers: [("Connection", "close")])
+                )
                 // Wait until the head is in, then grow the log while the body is still flowing.
                 let early = try client.receiveSome(maxBytes: 1024)
                 let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
@@ -270,7 +292,8 @@ struct StaticFileHandlerTests {
 /// The index just past the `\r\n\r\n` that ends a response head.
 func headEnd(_ bytes: [UInt8]) -> Int? {
     guard bytes.count >= 4 else { return nil }
-    for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
+    for i in 0...(bytes.count - 4)
+    where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
         return i + 4
     }
     return nil

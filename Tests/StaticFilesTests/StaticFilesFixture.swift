@@ -119,7 +119,12 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
 }
 
 /// One request on a fresh connection.
-func fetch(_ port: Int, _ path: String, method: String = "GET", headers: [(String, String)] = []) async throws -> TestHTTPResponse {
+func fetch(
+    _ port: Int,
+    _ path: String,
+    method: String = "GET",
+    headers: [(String, String)] = []
+) async throws -> TestHTTPResponse {
     try await blocking {
         let client = try TestHTTPClient(port: port)
         return try client.request(method: method, path: path, headers: headers)

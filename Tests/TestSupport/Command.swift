@@ -48,7 +48,9 @@ public enum Command {
                 if process.isRunning {
                     timedOut.set()
                     process.terminate()
-                    DispatchQueue.global().asyncAfter(deadline: .now() + 5) { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+                    DispatchQueue.global().asyncAfter(deadline: .now() + 5) {
+                        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                    }
                 }
             }
         }
@@ -67,7 +69,12 @@ public enum Command {
     /// Runs a program synchronously (for synchronous fixtures; never from a Swift task that must not block) with
     /// `HOME=home`, `LC_ALL=C` and the variables in `unset` removed. Output goes to files rather than pipes, so a
     /// chatty child can never block on a full pipe.
-    public static func runWaiting(_ executable: String, _ arguments: [String], home: String, unset: [String] = []) throws -> SeparatedResult {
+    public static func runWaiting(
+        _ executable: String,
+        _ arguments: [String],
+        home: String,
+        unset: [String] = []
+    ) throws -> SeparatedResult {
         let base = NSTemporaryDirectory() + "koper-run-\(UInt64.random(in: 0...UInt64.max))"
         let outPath = base + ".out"
         let errPath = base + ".err"
@@ -102,7 +109,11 @@ public enum Command {
     }
 
     /// `/bin/sh -c script`.
-    public static func shell(_ script: String, environment: [String: String]? = nil, timeout: Double = 120) async throws -> Result {
+    public static func shell(
+        _ script: String,
+        environment: [String: String]? = nil,
+        timeout: Double = 120
+    ) async throws -> Result {
         try await run("/bin/sh", ["-c", script], environment: environment, timeout: timeout)
     }
 }

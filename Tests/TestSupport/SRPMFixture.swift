@@ -10,7 +10,12 @@ public enum SRPMFixture {
     public static var isAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/bin/rpmbuild") }
 
     /// Builds `NAME-VERSION-RELEASE.src.rpm` of a tiny noarch package with no dependencies, in its own directory.
-    public static func make(name: String = "hello-koper", version: String = "1.0", release: String = "1", epoch: Int? = nil) async throws -> String {
+    public static func make(
+        name: String = "hello-koper",
+        version: String = "1.0",
+        release: String = "1",
+        epoch: Int? = nil
+    ) async throws -> String {
         let dir = try makeTemporaryDirectory(prefix: "koper-srpm")
         let spec = """
             Name: \(name)

@@ -16,7 +16,13 @@ public struct TestHTTPResponse: Sendable, CustomStringConvertible {
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
 
-    public init(version: String = "HTTP/1.1", status: Int, reason: String = "", headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+    public init(
+        version: String = "HTTP/1.1",
+        status: Int,
+        reason: String = "",
+        headers: [(name: String, value: String)] = [],
+        body: [UInt8] = []
+    ) {
         self.version = version
         self.status = status
         self.reason = reason
@@ -44,7 +50,9 @@ public struct TestHTTPResponse: Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String { "\(self.version) \(self.status) \(self.reason) (\(self.headers.count) headers, \(self.body.count) body bytes)" }
+    public var description: String {
+        "\(self.version) \(self.status) \(self.reason) (\(self.headers.count) headers, \(self.body.count) body bytes)"
+    }
 }
 
 /// Why a `TestHTTPClient` call failed.
@@ -74,7 +82,9 @@ public struct TestHTTPClientError: Error, Sendable, CustomStringConvertible {
         self.detail = detail
     }
 
-    public var description: String { "TestHTTPClient \(self.kind): \(self.detail)" + (self.errno != 0 ? " (errno \(self.errno))" : "") }
+    public var description: String {
+        "TestHTTPClient \(self.kind): \(self.detail)" + (self.errno != 0 ? " (errno \(self.errno))" : "")
+    }
 }
 
 /// A small blocking HTTP/1.1 client over one TCP connection to `127.0.0.1`, for conformance tests.
@@ -115,7 +125,9 @@ public final class TestHTTPClient: @unchecked Sendable {
         var result: Int32
         repeat {
             result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
         } while result != 0 && errno == EINTR
         guard result == 0 else {
@@ -218,7 +230,15 @@ public final class TestHTTPClient: @unchecked Sendable {
         headers: [(String, String)] = [],
         body: [UInt8]? = nil
     ) throws -> TestHTTPResponse {
-        try self.send(Self.requestBytes(method: method, path: path, headers: headers, body: body, host: "\(self.host):\(self.port)"))
+        try self.send(
+            Self.requestBytes(
+                method: method,
+                path: path,
+                headers: headers,
+                body: body,
+                host: "\(self.host):\(self.port)"
+            )
+        )
         return try self.readResponse(isHEAD: method == "HEAD")
     }
 
@@ -344,7 +364,9 @@ public final class TestHTTPClient: @unchecked Sendable {
             }
             let e = errno
             if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK { throw TestHTTPClientError(.timeout, errno: e, "no data before the receive timeout") }
+            if e == EAGAIN || e == EWOULDBLOCK {
+                throw TestHTTPClientError(.timeout, errno: e, "no data before the receive timeout")
+            }
             if e == ECONNRESET {
                 self.sawEndOfStream = true
                 return false
@@ -366,7 +388,10 @@ public final class TestHTTPClient: @unchecked Sendable {
             searchFrom = self.buffered.count
             if searchFrom > 1 << 20 { throw TestHTTPClientError(.malformed, "line longer than 1 MiB") }
             guard try self.fill() else {
-                throw TestHTTPClientError(.closed, "connection closed inside a line (\(self.buffered.count) bytes pending)")
+                throw TestHTTPClientError(
+                    .closed,
+                    "connection closed inside a line (\(self.buffered.count) bytes pending)"
+                )
             }
         }
     }
@@ -377,11 +402,17 @@ public final class TestHTTPClient: @unchecked Sendable {
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]), parts[1].count == 3 else {
             throw TestHTTPClientError(.malformed, "bad status line: \(statusLine.prefix(200))")
         }
-        var response = TestHTTPResponse(version: String(parts[0]), status: status, reason: parts.count == 3 ? String(parts[2]) : "")
+        var response = TestHTTPResponse(
+            version: String(parts[0]),
+            status: status,
+            reason: parts.count == 3 ? String(parts[2]) : ""
+        )
         while true {
             let line = try self.readLine()
             if line.isEmpty { break }
-            guard let colon = line.firstIndex(of: ":") else { throw TestHTTPClientError(.malformed, "bad header line: \(line.prefix(200))") }
+            guard let colon = line.firstIndex(of: ":") else {
+                throw TestHTTPClientError(.malformed, "bad header line: \(line.prefix(200))")
+            }
             let name = String(line[..<colon])
             let value = String(line[line.index(after: colon)...]).trimmedOWS()
             response.headers.append((name: name, value: value))
@@ -393,7 +424,8 @@ public final class TestHTTPClient: @unchecked Sendable {
         var body: [UInt8] = []
         while true {
             let line = try self.readLine()
-            let sizeText = line.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let sizeText =
+                line.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             guard let size = Int(sizeText.trimmedOWS(), radix: 16), size >= 0 else {
                 throw TestHTTPClientError(.malformed, "bad chunk size line: \(line.prefix(100))")
             }
