@@ -42,7 +42,10 @@ actor ActionRunner {
             do {
                 try await self.context.frontend.actionDone(action.id, result: ok ? .success : .failure)
             } catch {
-                self.logger.warning("acknowledging an action failed", metadata: ["action.id": "\(action.id)", "error": "\(error)"])
+                self.logger.warning(
+                    "acknowledging an action failed",
+                    metadata: ["action.id": "\(action.id)", "error": "\(error)"]
+                )
             }
             self.known.remove(action.id)
             self.finished.append(action.id)
@@ -85,7 +88,9 @@ actor ActionRunner {
     /// made in a temporary directory and renamed into place once signed, so a retried action skips what is done
     /// and a reader never sees a half-copied or unsigned build.
     func fork(_ data: BackendAction.Fork) async throws -> Bool {
-        let (srcOwner, srcDir, dstOwner, dstDir) = (data.sourceOwnername, data.sourceDirname, data.targetOwnername, data.targetDirname)
+        let (srcOwner, srcDir, dstOwner, dstDir) = (
+            data.sourceOwnername, data.sourceDirname, data.targetOwnername, data.targetDirname
+        )
         guard [srcOwner, srcDir, dstOwner, dstDir].allSatisfy(isSafeComponent) else { return false }
         let fm = FileManager.default
         // Outside the chroot directories: a publish of a chroot must not index unsigned copies.
@@ -95,12 +100,18 @@ actor ActionRunner {
             let dstChroot = "\(self.results)/\(dstOwner)/\(dstDir)/\(chroot)"
             try fm.createDirectory(atPath: dstChroot, withIntermediateDirectories: true)
             for (old, new) in dirs.sorted(by: { $0.key < $1.key }) {
-                guard isSafeComponent(old), isSafeComponent(new) else { ok = false; continue }
+                guard isSafeComponent(old), isSafeComponent(new) else {
+                    ok = false
+                    continue
+                }
                 let source = "\(self.results)/\(srcOwner)/\(srcDir)/\(chroot)/\(old)"
                 let target = "\(dstChroot)/\(new)"
                 if fm.fileExists(atPath: target) { continue }
                 guard fm.fileExists(atPath: source) else {
-                    self.logger.warning("forked build has no results to copy", metadata: ["chroot": "\(chroot)", "build.dir": "\(old)"])
+                    self.logger.warning(
+                        "forked build has no results to copy",
+                        metadata: ["chroot": "\(chroot)", "build.dir": "\(old)"]
+                    )
                     ok = false
                     continue
                 }
@@ -111,7 +122,8 @@ actor ActionRunner {
                     try? fm.removeItem(atPath: staging)
                     try fm.createDirectory(atPath: stagingRoot, withIntermediateDirectories: true)
                     try fm.copyItem(atPath: source, toPath: staging)
-                    return ((try? fm.contentsOfDirectory(atPath: staging)) ?? []).filter { $0.hasSuffix(".rpm") }.sorted()
+                    return ((try? fm.contentsOfDirectory(atPath: staging)) ?? []).filter { $0.hasSuffix(".rpm") }
+                        .sorted()
                 }
                 try await signRPMs(self.context, in: staging, names: rpms, owner: dstOwner, project: dstDir)
                 try fm.moveItem(atPath: staging, toPath: target)
@@ -130,7 +142,8 @@ actor ActionRunner {
         let ownerDir = "\(self.results)/\(owner)"
         _ = try? await runBlocking {
             let fm = FileManager.default
-            for entry in (try? fm.contentsOfDirectory(atPath: ownerDir)) ?? [] where entry == project || entry.hasPrefix(project + ":") {
+            for entry in (try? fm.contentsOfDirectory(atPath: ownerDir)) ?? []
+            where entry == project || entry.hasPrefix(project + ":") {
                 try? fm.removeItem(atPath: "\(ownerDir)/\(entry)")
             }
         }

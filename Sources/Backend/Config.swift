@@ -71,8 +71,14 @@ struct BackendConfig: Codable, Sendable, ValidatedConfig {
     }
 
     init(
-        frontendURL: String, backendSecret: String, resultsURL: String, resultsDir: String, stateDir: String,
-        ticketsDatabase: String, pools: [PoolConfig], sshPrivateKey: String
+        frontendURL: String,
+        backendSecret: String,
+        resultsURL: String,
+        resultsDir: String,
+        stateDir: String,
+        ticketsDatabase: String,
+        pools: [PoolConfig],
+        sshPrivateKey: String
     ) {
         self.frontendURL = frontendURL
         self.backendSecret = backendSecret
@@ -108,7 +114,9 @@ struct BackendConfig: Codable, Sendable, ValidatedConfig {
         self.maxAttempts = try c.decodeIfPresent(forKey: .maxAttempts, default: self.maxAttempts)
         self.logLevel = try c.decodeIfPresent(forKey: .logLevel, default: self.logLevel)
         self.portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
-        self.keygenURL = try c.decodeIfPresent(String.self, forKey: .keygenURL).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        self.keygenURL = try c.decodeIfPresent(String.self, forKey: .keygenURL).map {
+            $0.hasSuffix("/") ? String($0.dropLast()) : $0
+        }
         self.keygenSecret = try c.decodeIfPresent(String.self, forKey: .keygenSecret)
     }
 
@@ -140,7 +148,9 @@ struct BackendConfig: Codable, Sendable, ValidatedConfig {
         }
     }
 
-    var frontendBase: String { self.frontendURL.hasSuffix("/") ? String(self.frontendURL.dropLast()) : self.frontendURL }
+    var frontendBase: String {
+        self.frontendURL.hasSuffix("/") ? String(self.frontendURL.dropLast()) : self.frontendURL
+    }
     var resultsBase: String { self.resultsURL.hasSuffix("/") ? String(self.resultsURL.dropLast()) : self.resultsURL }
     var jobsDir: String { self.stateDir + "/jobs" }
     /// `validate()` refused unknown levels already.

@@ -26,7 +26,11 @@ actor Dispatcher {
         self.actions = actions
         let c = context.config
         var s = Scheduler(
-            configuration: SchedulerConfiguration(maxPerOwner: c.maxPerOwner, maxPerArch: c.maxPerArch, maxPerOwnerArch: c.maxPerOwnerArch)
+            configuration: SchedulerConfiguration(
+                maxPerOwner: c.maxPerOwner,
+                maxPerArch: c.maxPerArch,
+                maxPerOwnerArch: c.maxPerOwnerArch
+            )
         )
         for owner in c.blockedOwners { s.setBlocked(owner: owner, true) }
         self.scheduler = s
@@ -35,7 +39,10 @@ actor Dispatcher {
     func start() {
         // Builds that were in flight when the Backend stopped: reattach or requeue them first.
         for record in self.context.jobs.all() {
-            self.logger.info("resuming in-flight build", metadata: ["task.id": "\(record.taskID)", "phase": "\(record.phase.rawValue)"])
+            self.logger.info(
+                "resuming in-flight build",
+                metadata: ["task.id": "\(record.taskID)", "phase": "\(record.phase.rawValue)"]
+            )
             self.launch(record, claim: false)
         }
         self.loops.append(Task { await self.pollLoop() })
@@ -71,7 +78,10 @@ actor Dispatcher {
             } catch {
                 failures += 1
                 if failures == 1 {
-                    self.logger.warning("polling the frontend failed; retrying with backoff", metadata: ["error": "\(error)"])
+                    self.logger.warning(
+                        "polling the frontend failed; retrying with backoff",
+                        metadata: ["error": "\(error)"]
+                    )
                 }
                 generation = nil
                 try? await Task.sleep(for: delay)
@@ -88,8 +98,13 @@ actor Dispatcher {
             self.queued[task.taskID] = task
             self.scheduler.enqueue(
                 SchedulerTask(
-                    id: task.taskID.description, kind: task.kind == .srpm ? .srpm : .rpm, owner: task.projectOwner,
-                    arch: task.arch, sandbox: task.sandbox, background: task.background, submitted: task.submittedOn,
+                    id: task.taskID.description,
+                    kind: task.kind == .srpm ? .srpm : .rpm,
+                    owner: task.projectOwner,
+                    arch: task.arch,
+                    sandbox: task.sandbox,
+                    background: task.background,
+                    submitted: task.submittedOn,
                     sequence: UInt64(task.buildID)
                 )
             )
@@ -123,12 +138,22 @@ actor Dispatcher {
                 do {
                     try task.validate()
                 } catch {
-                    context.logger.error("claimed task is invalid", metadata: ["task.id": "\(id)", "error": "\(error)"])
+                    context.logger.error(
+                        "claimed task is invalid",
+                        metadata: ["task.id": "\(id)", "error": "\(error)"]
+                    )
                     let failed = BackendUpdate(updateID: "\(id)#invalid", taskID: id, state: .failed)
                     _ = try? await context.frontend.update(failed)
                     return
                 }
-                let record = JobRecord(task: task, phase: .leasing, attempt: 1, ticket: nil, remoteDir: nil, workerID: context.workerID)
+                let record = JobRecord(
+                    task: task,
+                    phase: .leasing,
+                    attempt: 1,
+                    ticket: nil,
+                    remoteDir: nil,
+                    workerID: context.workerID
+                )
                 try context.jobs.save(record)
                 await Worker(context: context, task: task).run(record)
             } catch {
@@ -165,7 +190,10 @@ actor Dispatcher {
         do {
             try await self.context.frontend.cancelRequestDone(id)
         } catch {
-            self.logger.warning("acknowledging a cancel request failed", metadata: ["task.id": "\(id)", "error": "\(error)"])
+            self.logger.warning(
+                "acknowledging a cancel request failed",
+                metadata: ["task.id": "\(id)", "error": "\(error)"]
+            )
         }
     }
 

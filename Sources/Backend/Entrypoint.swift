@@ -5,9 +5,9 @@ import HTTPClient
 import HTTPServer
 import KoperJSON
 import Logging
-import ServiceKit
 import RPMSign
 import RepoPublisher
+import ServiceKit
 import StaticFiles
 import Tickets
 
@@ -15,7 +15,8 @@ import Tickets
 struct BackendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "koper-backend",
-        abstract: "Koper backend: build dispatch, the ticket service, workers on leased builders, and the results tree.",
+        abstract:
+            "Koper backend: build dispatch, the ticket service, workers on leased builders, and the results tree.",
         subcommands: [Serve.self, TicketsCommand.self, CreateRepoCommand.self, SignCommand.self],
         defaultSubcommand: Serve.self
     )
@@ -48,7 +49,12 @@ struct Serve: AsyncParsableCommand {
         }
         let tickets = try await TicketService(conninfo: config.ticketsDatabase, pools: config.pools, logger: logger)
         let http = HTTPClient(maxConcurrent: 8, logger: logger)
-        let frontend = FrontendClient(base: config.frontendBase, secret: config.backendSecret, http: http, logger: logger)
+        let frontend = FrontendClient(
+            base: config.frontendBase,
+            secret: config.backendSecret,
+            http: http,
+            logger: logger
+        )
         var keygen: KeygenClient? = nil
         if let url = config.keygenURL, let secret = config.keygenSecret {
             keygen = KeygenClient(base: url, secret: secret, http: http, logger: logger)
@@ -56,12 +62,22 @@ struct Serve: AsyncParsableCommand {
             logger.warning("no keygen_url/keygen_secret configured: built packages will not be signed")
         }
         let context = BackendContext(
-            config: config, frontend: frontend, keygen: keygen, publisher: RepoPublisher(logger: logger), tickets: tickets,
-            jobs: try JobStore(directory: config.jobsDir), transport: SSHBuilderTransport(privateKeyPath: config.sshPrivateKey),
-            workerID: try Self.workerID(config), logger: logger
+            config: config,
+            frontend: frontend,
+            keygen: keygen,
+            publisher: RepoPublisher(logger: logger),
+            tickets: tickets,
+            jobs: try JobStore(directory: config.jobsDir),
+            transport: SSHBuilderTransport(privateKeyPath: config.sshPrivateKey),
+            workerID: try Self.workerID(config),
+            logger: logger
         )
         let server = Server(
-            configuration: HTTPServerConfiguration(host: config.listenHost, port: config.listenPort, temporaryDirectory: config.stateDir),
+            configuration: HTTPServerConfiguration(
+                host: config.listenHost,
+                port: config.listenPort,
+                temporaryDirectory: config.stateDir
+            ),
             handler: StaticFileHandler(root: config.resultsDir, urlPrefix: "/results", logger: logger),
             logger: logger
         )
@@ -81,7 +97,9 @@ struct Serve: AsyncParsableCommand {
     /// A stable id for this Backend (claims are idempotent per worker id, also across restarts).
     static func workerID(_ config: BackendConfig) throws -> String {
         let path = "\(config.stateDir)/backend-id"
-        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), !existing.isEmpty {
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines
+        ), !existing.isEmpty {
             return existing
         }
         let id = "backend-\(UInt64.random(in: 0...UInt64.max))"
@@ -91,7 +109,10 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct TicketsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tickets", abstract: "Show the ticket service: pools, resources and tickets.")
+    static let configuration = CommandConfiguration(
+        commandName: "tickets",
+        abstract: "Show the ticket service: pools, resources and tickets."
+    )
     @OptionGroup var options: BackendOptions
 
     func run() async throws {
@@ -102,25 +123,28 @@ struct TicketsCommand: AsyncParsableCommand {
     }
 }
 
-
 struct CreateRepoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "createrepo",
-        abstract: "Write repodata for DIR, as the service does (createrepo_c --no-database compatible). Needs no config."
+        abstract:
+            "Write repodata for DIR, as the service does (createrepo_c --no-database compatible). Needs no config."
     )
     @Flag(help: "Reuse the index kept beside the repodata: only new or changed RPMs are read.") var update = false
     @Argument(help: "The repository directory (a chroot directory of the results tree).") var directory: String
 
     func run() async throws {
         let result = try CreateRepo.run(directory: self.directory, update: self.update)
-        print("\(result.packageCount) packages (\(result.added) added, \(result.removed) removed, \(result.hashedFiles) read) in \(String(format: "%.3f", result.seconds)) s")
+        print(
+            "\(result.packageCount) packages (\(result.added) added, \(result.removed) removed, \(result.hashedFiles) read) in \(String(format: "%.3f", result.seconds)) s"
+        )
     }
 }
 
 struct SignCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sign",
-        abstract: "Re-sign RPMs in place with a project's key through Keygen (after a key change, or for RPMs found unsigned)."
+        abstract:
+            "Re-sign RPMs in place with a project's key through Keygen (after a key change, or for RPMs found unsigned)."
     )
     @OptionGroup var options: BackendOptions
     @Option(help: "OWNER/PROJECT whose key signs.") var project: String
@@ -134,7 +158,12 @@ struct SignCommand: AsyncParsableCommand {
         let parts = self.project.split(separator: "/", maxSplits: 1).map(String.init)
         guard parts.count == 2 else { throw ValidationError("--project must be OWNER/PROJECT") }
         let logger = Logger(label: "koper.backend.sign")
-        let keygen = KeygenClient(base: url, secret: secret, http: HTTPClient(maxConcurrent: 2, logger: logger), logger: logger)
+        let keygen = KeygenClient(
+            base: url,
+            secret: secret,
+            http: HTTPClient(maxConcurrent: 2, logger: logger),
+            logger: logger
+        )
         let clock = ContinuousClock()
         for path in self.rpms {
             let start = clock.now

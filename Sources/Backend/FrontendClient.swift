@@ -11,8 +11,13 @@ struct FrontendClient: Sendable {
 
     init(base: String, secret: String, http: HTTPClient, logger: Logger) {
         self.client = JSONServiceClient(
-            name: "frontend", baseURL: base, secret: BearerSecret(secret), http: http, timeout: .seconds(30),
-            maxResponseBytes: 64 << 20, logger: logger
+            name: "frontend",
+            baseURL: base,
+            secret: BearerSecret(secret),
+            http: http,
+            timeout: .seconds(30),
+            maxResponseBytes: 64 << 20,
+            logger: logger
         )
     }
 
@@ -28,7 +33,10 @@ struct FrontendClient: Sendable {
     func claim(_ taskID: TaskID, worker: String) async throws -> ClaimAnswer {
         try await cancellable { () async throws(ServiceCallError) in
             try await self.client.callRetrying(
-                "POST", "/backend/claim", body: ClaimRequest(taskID: taskID, workerID: worker), as: ClaimAnswer.self
+                "POST",
+                "/backend/claim",
+                body: ClaimRequest(taskID: taskID, workerID: worker),
+                as: ClaimAnswer.self
             )
         }
     }
@@ -49,7 +57,10 @@ struct FrontendClient: Sendable {
     func cancelRequestDone(_ taskID: TaskID) async throws {
         _ = try await cancellable { () async throws(ServiceCallError) in
             try await self.client.callRetrying(
-                "POST", "/backend/cancel-request-done", body: CancelDone(taskID: taskID), as: Removed.self
+                "POST",
+                "/backend/cancel-request-done",
+                body: CancelDone(taskID: taskID),
+                as: Removed.self
             )
         }
     }
@@ -61,7 +72,10 @@ struct FrontendClient: Sendable {
     func actionDone(_ id: Int, result: ActionDone.Result) async throws {
         _ = try await cancellable { () async throws(ServiceCallError) in
             try await self.client.callRetrying(
-                "POST", "/backend/action-done", body: ActionDone(id: id, result: result), as: Updated.self
+                "POST",
+                "/backend/action-done",
+                body: ActionDone(id: id, result: result),
+                as: Updated.self
             )
         }
     }

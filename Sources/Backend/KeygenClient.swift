@@ -12,8 +12,13 @@ struct KeygenClient: Sendable {
 
     init(base: String, secret: String, http: HTTPClient, logger: Logger) {
         self.client = JSONServiceClient(
-            name: "keygen", baseURL: base, secret: BearerSecret(secret), http: http, timeout: .seconds(120),
-            maxResponseBytes: 1 << 20, logger: logger
+            name: "keygen",
+            baseURL: base,
+            secret: BearerSecret(secret),
+            http: http,
+            timeout: .seconds(120),
+            maxResponseBytes: 1 << 20,
+            logger: logger
         )
     }
 
@@ -47,7 +52,12 @@ struct KeygenClient: Sendable {
 
     func ensure(owner: String, project: String) async throws {
         _ = try await self.retrying("ensure") { () async throws(ServiceCallError) in
-            try await self.client.call("POST", "/keys/ensure", body: Ensure(owner: owner, project: project), as: Ensured.self)
+            try await self.client.call(
+                "POST",
+                "/keys/ensure",
+                body: Ensure(owner: owner, project: project),
+                as: Ensured.self
+            )
         }
     }
 

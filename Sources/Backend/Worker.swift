@@ -59,7 +59,10 @@ struct Worker: Sendable {
                 await self.cleanUpCanceled(record)
                 return
             } catch let lost as BuilderLost {
-                self.logger.warning("builder lost; retrying elsewhere", metadata: ["reason": "\(lost)", "attempt": "\(record.attempt)"])
+                self.logger.warning(
+                    "builder lost; retrying elsewhere",
+                    metadata: ["reason": "\(lost)", "attempt": "\(record.attempt)"]
+                )
                 self.appendBackendLog("builder lost on attempt \(record.attempt): \(lost)")
                 if let t = record.ticket {
                     // The lost attempt's lease must not hold the builder (a no-op if markBroken closed it already),
@@ -87,7 +90,9 @@ struct Worker: Sendable {
                 }
                 await self.finishBackendLog()
                 await self.report(state: .failed, packages: nil, srpm: nil, record: record)
-                if let t = record.ticket { try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false) }
+                if let t = record.ticket {
+                    try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false)
+                }
                 self.context.jobs.remove(record.taskID)
                 return
             }
@@ -102,7 +107,11 @@ struct Worker: Sendable {
         if let t = record.ticket {
             ticket = TicketID(rawValue: t)
         } else {
-            ticket = try await self.context.tickets.open(tags: Set(self.task.tags), sandbox: self.task.sandbox, owner: "\(self.task.taskID)#\(record.attempt)")
+            ticket = try await self.context.tickets.open(
+                tags: Set(self.task.tags),
+                sandbox: self.task.sandbox,
+                owner: "\(self.task.taskID)#\(record.attempt)"
+            )
             record.ticket = ticket.rawValue
             try self.context.jobs.save(record)
         }
@@ -131,7 +140,8 @@ struct Worker: Sendable {
             self.logger.info("reattaching to a running build", metadata: ["builder": "\(resource.name)"])
             self.appendBackendLog("reattached to \(resource.name):\(remoteDir) after a backend restart")
         } else {
-            remoteDir = "\(self.config.remoteWorkDir)/\(self.task.taskID)-a\(record.attempt)-\(UInt32.random(in: 0...UInt32.max))"
+            remoteDir =
+                "\(self.config.remoteWorkDir)/\(self.task.taskID)-a\(record.attempt)-\(UInt32.random(in: 0...UInt32.max))"
             try self.prepareLocalResultDir(fresh: true)
             self.appendBackendLog("attempt \(record.attempt) on \(resource.name) (pool \(resource.pool))")
             try await self.startBuild(ssh, remoteDir: remoteDir)
@@ -140,7 +150,9 @@ struct Worker: Sendable {
             try self.context.jobs.save(record)
             try await self.context.frontend.update(
                 BackendUpdate(
-                    updateID: "\(self.task.taskID)#\(record.attempt)#running", taskID: self.task.taskID, state: .running,
+                    updateID: "\(self.task.taskID)#\(record.attempt)#running",
+                    taskID: self.task.taskID,
+                    state: .running,
                     resultDir: self.task.resultDir
                 )
             )
@@ -175,7 +187,9 @@ struct Worker: Sendable {
                 + " >builder.out 2>&1 </dev/null & echo $!",
             timeout: .seconds(30)
         )
-        guard start.exitStatus == 0, let pid = Int(String(decoding: start.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        guard start.exitStatus == 0,
+            let pid = Int(String(decoding: start.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        else {
             throw BuilderLost(description: "cannot start koper-builder")
         }
         try await ssh.upload(Array("\(pid)\n".utf8), to: "\(remoteDir)/worker.pid")
@@ -200,7 +214,10 @@ struct Worker: Sendable {
                 let note = "\n[koper] build timed out after \(limit) seconds\n"
                 appendFile(liveLog, Array(note.utf8))
                 // Also at the end of the builder's own copy: collect() publishes that one, and it must say why.
-                _ = try? await ssh.run("printf '%s' \(shellQuote(note)) >> \(dir)/output/builder-live.log", timeout: .seconds(30))
+                _ = try? await ssh.run(
+                    "printf '%s' \(shellQuote(note)) >> \(dir)/output/builder-live.log",
+                    timeout: .seconds(30)
+                )
                 return 3
             }
             do {
@@ -212,11 +229,18 @@ struct Worker: Sendable {
                     timeout: .seconds(30)
                 )
                 failures = 0
-                let parts = String(decoding: probe.stdout, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false)
-                    .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                let parts = String(decoding: probe.stdout, as: UTF8.self).split(
+                    separator: "|",
+                    omittingEmptySubsequences: false
+                )
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
                 let remoteSize = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
                 while remoteSize > offset {
-                    let chunk = try await ssh.readFile("\(remoteDir)/output/builder-live.log", from: offset, maxBytes: min(remoteSize - offset, 1 << 20))
+                    let chunk = try await ssh.readFile(
+                        "\(remoteDir)/output/builder-live.log",
+                        from: offset,
+                        maxBytes: min(remoteSize - offset, 1 << 20)
+                    )
                     if chunk.isEmpty { break }
                     appendFile(liveLog, chunk)
                     offset += chunk.count
@@ -271,7 +295,8 @@ struct Worker: Sendable {
     func collect(_ ssh: any BuilderConnection, remoteDir: String, status: Int) async throws -> Collected {
         let listing = try await ssh.run("ls -1 \(shellQuote(remoteDir))/output", timeout: .seconds(30))
         let names = String(decoding: listing.stdout, as: UTF8.self).split(separator: "\n").map(String.init).filter {
-            isSafeComponent($0) && ($0.hasSuffix(".rpm") || $0 == "results.json" || $0.hasSuffix(".log") || $0 == "status")
+            isSafeComponent($0)
+                && ($0.hasSuffix(".rpm") || $0 == "results.json" || $0.hasSuffix(".log") || $0 == "status")
         }
         let tmp = "\(self.config.stateDir)/collect-\(self.task.taskID)-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
@@ -301,7 +326,9 @@ struct Worker: Sendable {
                 try? fm.removeItem(atPath: dest)
                 try fm.moveItem(atPath: "\(tmp)/\(name)", toPath: dest)
             }
-            if let log = fm.contents(atPath: "\(tmp)/builder-live.log") ?? fm.contents(atPath: "\(self.localResultDir)/builder-live.log") {
+            if let log = fm.contents(atPath: "\(tmp)/builder-live.log")
+                ?? fm.contents(atPath: "\(self.localResultDir)/builder-live.log")
+            {
                 try writeAtomically(try Gzip.compress([UInt8](log)), to: "\(self.localResultDir)/builder-live.log.gz")
                 unlink("\(self.localResultDir)/builder-live.log")
             }
@@ -309,16 +336,29 @@ struct Worker: Sendable {
         }
         self.appendBackendLog("builder exited with status \(status); \(found.packages.count) package(s) collected")
         await self.finishBackendLog()
-        return Collected(packages: found.packages.filter { self.task.kind == .srpm || $0.arch != "src" }, srpm: found.srpm)
+        return Collected(
+            packages: found.packages.filter { self.task.kind == .srpm || $0.arch != "src" },
+            srpm: found.srpm
+        )
     }
 
     /// Signs every RPM of the result dir with the project's key (Keygen; waits while Keygen is down, never
     /// publishes unsigned RPMs), publishes `pubkey.gpg`, then updates the chroot's repodata.
     func signAndPublish() async throws {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: self.localResultDir)) ?? []).filter { $0.hasSuffix(".rpm") }.sorted()
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: self.localResultDir)) ?? []).filter {
+            $0.hasSuffix(".rpm")
+        }.sorted()
         if self.context.keygen != nil {
-            try await signRPMs(self.context, in: self.localResultDir, names: names, owner: self.task.projectOwner, project: self.task.projectName)
-            self.appendBackendLog("signed \(names.count) package(s) with the key of \(self.task.projectOwner)/\(self.task.projectName)")
+            try await signRPMs(
+                self.context,
+                in: self.localResultDir,
+                names: names,
+                owner: self.task.projectOwner,
+                project: self.task.projectName
+            )
+            self.appendBackendLog(
+                "signed \(names.count) package(s) with the key of \(self.task.projectOwner)/\(self.task.projectName)"
+            )
             try await publishPublicKey(self.context, owner: self.task.projectOwner, project: self.task.projectName)
         } else {
             self.appendBackendLog("no keygen configured: packages left unsigned")
@@ -326,7 +366,10 @@ struct Worker: Sendable {
         if let chroot = self.task.chroot {
             let dir = "\(self.config.resultsDir)/\(self.task.projectOwner)/\(self.task.projectDirname)/\(chroot.raw)"
             let result = try await self.context.publisher.publish(directory: dir)
-            self.logger.info("repodata published", metadata: ["packages": "\(result.packageCount)", "seconds": "\(result.seconds)"])
+            self.logger.info(
+                "repodata published",
+                metadata: ["packages": "\(result.packageCount)", "seconds": "\(result.seconds)"]
+            )
         }
         // The backend log was gzipped by collect(); the lines above went to a new backend.log: fold it in.
         await self.finishBackendLog()
@@ -426,7 +469,15 @@ func isoNow() -> String {
     var t = time(nil)
     var tm = tm()
     gmtime_r(&t, &tm)
-    return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+    return String(
+        format: "%04d-%02d-%02dT%02d:%02d:%02dZ",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
 }
 
 /// Blocking file work (signing rewrites whole RPMs, logs are gzipped whole, forks copy result directories) runs
@@ -457,6 +508,9 @@ func publishPublicKey(_ context: BackendContext, owner: String, project: String)
     let path = "\(context.config.resultsDir)/\(owner)/\(project)/pubkey.gpg"
     let key = try await keygen.publicKey(owner: owner, project: project)
     if let existing = FileManager.default.contents(atPath: path), [UInt8](existing) == key { return }
-    try FileManager.default.createDirectory(atPath: "\(context.config.resultsDir)/\(owner)/\(project)", withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(
+        atPath: "\(context.config.resultsDir)/\(owner)/\(project)",
+        withIntermediateDirectories: true
+    )
     try writeAtomically(key, to: path)
 }

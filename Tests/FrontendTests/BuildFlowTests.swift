@@ -572,7 +572,9 @@ struct BuildFlowTests {
         let clock = ContinuousClock()
         let t0 = clock.now
         // ServiceKit's JSON client logs each retry of the keygen call.
-        func waiting() -> Bool { s.backendLog.contains("service=keygen") && s.backendLog.contains("service call failed; retrying") }
+        func waiting() -> Bool {
+            s.backendLog.contains("service=keygen") && s.backendLog.contains("service call failed; retrying")
+        }
         while !waiting(), clock.now - t0 < .seconds(90) {
             try await Task.sleep(for: .milliseconds(200))
         }
