@@ -51,7 +51,7 @@ let package = Package(
         // MARK: Pure libraries (no I/O, no C)
         /** HTTP/1.1 request parser with limits, response serialiser, router, multipart parser. */
         .target(name: "HTTPCore", swiftSettings: swiftSettings),
-        /** Copr domain model: states, names, chroot globs, validation, API v3 JSON shapes. */
+        /** Copr domain model: states and their derivation, names, chroot globs, field validation, .repo files, NEVRA/EVR. */
         .target(name: "CoprModel", dependencies: ["RPM"], swiftSettings: swiftSettings),
         /** JSON values, a strict bounded parser and a compact serialiser. */
         .target(name: "KoperJSON", swiftSettings: swiftSettings),
@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "OpenPGP", swiftSettings: swiftSettings),
         /** createrepo_c-identical primary/filelists/other XML fragments and repomd.xml (no I/O). */
         .target(name: "Repodata", dependencies: ["RPM"], swiftSettings: swiftSettings),
-        /** Bounds-checked RPM lead / signature header / main header reader. */
+        /** Bounds-checked RPM lead / signature header / main header reader; rpmvercmp (the only one). */
         .target(name: "RPM", swiftSettings: swiftSettings),
 
         // MARK: I/O libraries
@@ -82,7 +82,7 @@ let package = Package(
             dependencies: ["HTTPCore", "HTTPServer", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
-        /** libpq: connections owned by serial queues, a bounded pool, transactions, migrations, LISTEN. */
+        /** libpq: PGQuery (typed parameters), typed row decoding, connections on serial queues, a bounded pool, transactions, migrations, LISTEN, batched lookups. */
         .target(
             name: "Postgres",
             dependencies: ["CLibPQ", "KoperJSON", .product(name: "Logging", package: "swift-log")],
@@ -122,7 +122,7 @@ let package = Package(
         ),
         /** zlib: gzip members in and out, bounded decompression (concatenated members supported). */
         .target(name: "Gzip", dependencies: ["CZlib"], swiftSettings: swiftSettings),
-        /** Whole-file replacement: temp file, fsync, rename, fsync of the directory (job records, key index, results). */
+        /** Whole-file replacement (temp file, fsync, rename, fsync of the directory) and the one EINTR retry helper. */
         .target(name: "AtomicFile", swiftSettings: swiftSettings),
         /** libcurl: bounded HTTP client on its own serial queues (Backend → Frontend, builders → sources). */
         .target(
@@ -150,7 +150,7 @@ let package = Package(
         ),
 
         // MARK: Services (thin @main + the service's own code)
-        /** koper-frontend: API v3, .repo files, uploads, internal /backend/ API, admin CLI. */
+        /** koper-frontend: API v3, .repo files, uploads, internal /backend/ API, admin CLI; request → KoperStore → response. */
         .executableTarget(
             name: "Frontend",
             dependencies: [
@@ -162,7 +162,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /** koper-backend: build dispatch, ticket service, workers, publishing (issue 4/5). */
+        /** koper-backend: one long-poll to the Frontend, dispatch, ticket service, workers behind a builder transport, signing, publishing. */
         .executableTarget(
             name: "Backend",
             dependencies: [
@@ -174,7 +174,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /** koper-builder: one build on one builder host (issue 4). */
+        /** koper-builder: one build on one builder host, from the wire contract's TaskDescription. */
         .executableTarget(
             name: "BuilderAgent",
             dependencies: [
@@ -204,7 +204,7 @@ let package = Package(
         ),
 
         // MARK: Tests
-        /** Fixtures: a throw-away PostgreSQL cluster, free ports, HTTP test client. */
+        /** Fixtures: a throw-away PostgreSQL cluster, free ports, HTTP test client, integration gates, one synthetic RPM writer. */
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
         .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
         .testTarget(name: "CoprModelTests", dependencies: ["CoprModel"]),
