@@ -121,8 +121,8 @@ final class FrontendApp: HTTPHandler {
         var r = Router<RouteHandler>()
         Routes.register(&r)
         self.router = r
-        self.buildReader = PGLookupBatcher(pool: db) { c, ids in try BuildStore.find(c, ids: ids) }
-        self.projectReader = PGLookupBatcher(pool: db) { c, keys in try ProjectStore.find(c, keys: keys) }
+        self.buildReader = PGLookupBatcher(pool: db, maxBatch: 16) { c, ids in try BuildStore.find(c, ids: ids) }
+        self.projectReader = PGLookupBatcher(pool: db, maxBatch: 16) { c, keys in try ProjectStore.find(c, keys: keys) }
         var inline = Router<InlineRoute>()
         Routes.registerInline(&inline)
         self.inlineRouter = inline
