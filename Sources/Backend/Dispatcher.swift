@@ -43,7 +43,7 @@ actor Dispatcher {
                 "resuming in-flight build",
                 metadata: ["task.id": "\(record.taskID)", "phase": "\(record.phase.rawValue)"]
             )
-            self.launch(record, claim: false)
+            self.launch(record)
         }
         self.loops.append(Task { await self.pollLoop() })
     }
@@ -163,7 +163,7 @@ actor Dispatcher {
     }
 
     /// Runs a job found after a restart: its description was saved with the claim.
-    func launch(_ record: JobRecord, claim: Bool) {
+    func launch(_ record: JobRecord) {
         let context = self.context
         let id = record.taskID
         self.running[id] = Task {

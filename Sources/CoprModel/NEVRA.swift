@@ -129,9 +129,13 @@ public enum RPMVersion {
 /// The per-build result directory inside a chroot directory: the build id zero-padded to 8 digits, a dash,
 /// and the package name, e.g. `00000042-hello`. Ids above 99999999 simply get more digits.
 public func resultDirName(buildID: Int, packageName: String) -> String {
+    paddedBuildID(buildID) + "-" + packageName
+}
+
+/// The build id zero-padded to 8 digits (upstream's `%08d`), e.g. `00000042`: the SRPM build's result directory.
+public func paddedBuildID(_ buildID: Int) -> String {
     let digits = String(buildID)
-    let padding = max(0, 8 - digits.count)
-    return String(repeating: "0", count: padding) + digits + "-" + packageName
+    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
 }
 
 /// URLs under the results tree (copr-protocol.md §7). `resultsURL` is the public base such as

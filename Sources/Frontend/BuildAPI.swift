@@ -350,7 +350,7 @@ enum BuildAPI {
     static func downloadUpload(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
         let dir = ctx.param("dir")
         let file = ctx.param("file")
-        guard Uploads.isSafeComponent(dir), Uploads.isSafeComponent(file) else {
+        guard FieldRules.isPathComponent(dir), FieldRules.isPathComponent(file) else {
             throw APIError.notFound("No such file")
         }
         let path = "\(app.config.uploadDir)/\(dir)/\(file)"

@@ -33,11 +33,7 @@ enum TaskDescriptions {
 
     static func description(_ t: TaskRecord, urls: URLs) -> TaskDescription {
         let chrootName = t.chroot.flatMap { ChrootName($0.name) }
-        var version: String?
-        if let v = t.pkgVersion {
-            let release = t.pkgRelease.map { "-\($0)" } ?? ""
-            version = (t.pkgEpoch ?? 0) != 0 ? "\(t.pkgEpoch!):\(v)\(release)" : v + release
-        }
+        let version = packageVersionText(epoch: t.pkgEpoch, version: t.pkgVersion, release: t.pkgRelease)
         var task = TaskDescription(
             taskID: t.taskID,
             chroot: chrootName,

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import HTTPCore
+import KoperProtocol
 import LibCrypto
 import RPM
 import SystemPackage
@@ -156,7 +157,7 @@ enum Uploads {
         let dir = try Crypto.randomString(length: 24)
         let p = u.package
         let file = "\(p.name)-\(p.version)-\(p.release).src.rpm"
-        guard isSafeComponent(file) else {
+        guard FieldRules.isPathComponent(file) else {
             throw APIError.badRequest("Package name or version contains characters that cannot be stored")
         }
         let full = "\(config.uploadDir)/\(dir)"
@@ -168,15 +169,11 @@ enum Uploads {
     }
 
     static func remove(paths: [String], config: FrontendConfig) {
-        for p in paths where p.split(separator: "/").allSatisfy({ isSafeComponent(String($0)) }) {
+        for p in paths where p.split(separator: "/").allSatisfy({ FieldRules.isPathComponent(String($0)) }) {
             let full = "\(config.uploadDir)/\(p)"
             unlink(full)
             rmdir((full as NSString).deletingLastPathComponent)
         }
     }
 
-    /// One path component that cannot escape its directory.
-    static func isSafeComponent(_ s: String) -> Bool {
-        !s.isEmpty && s != "." && s != ".." && !s.contains("/") && !s.contains("\0") && s.utf8.count <= 255
-    }
 }

@@ -1,3 +1,5 @@
+import CoprModel
+
 /// A task of the build queue: `BUILDID-CHROOT` for an RPM build of one chroot, `BUILDID` for the SRPM build that
 /// URL, SCM and other sources need first (docs/internal-api.md). On the wire it is that string.
 public struct TaskID: Sendable, Hashable, Codable, CustomStringConvertible, LosslessStringConvertible {
@@ -51,6 +53,5 @@ public enum TaskKind: String, Sendable, Codable {
 
 /// The directory of an SRPM build's results: `srpm-builds/NNNNNNNN` (upstream's `%08d`).
 public func srpmResultDirName(buildID: Int) -> String {
-    let digits = String(buildID)
-    return digits.count >= 8 ? digits : String(repeating: "0", count: 8 - digits.count) + digits
+    paddedBuildID(buildID)
 }

@@ -64,11 +64,16 @@ public struct BuildRecord: PGRecord, Equatable {
 
     /// `VERSION-RELEASE`, with `EPOCH:` when the epoch is not 0.
     public var pkgVersionText: String? {
-        guard let v = self.pkgVersion else { return nil }
-        let release = self.pkgRelease.map { "-\($0)" } ?? ""
-        if let epoch = self.pkgEpoch, epoch != 0 { return "\(epoch):\(v)\(release)" }
-        return v + release
+        packageVersionText(epoch: self.pkgEpoch, version: self.pkgVersion, release: self.pkgRelease)
     }
+}
+
+/// `VERSION-RELEASE`, with `EPOCH:` when the epoch is not 0; nil without a version.
+public func packageVersionText(epoch: Int?, version: String?, release: String?) -> String? {
+    guard let version else { return nil }
+    let suffix = release.map { "-\($0)" } ?? ""
+    if let epoch, epoch != 0 { return "\(epoch):\(version)\(suffix)" }
+    return version + suffix
 }
 
 /// One chroot of a build.
@@ -197,6 +202,9 @@ public struct BuildDeletionRow: PGRecord, Equatable {
     public let projectDirname: String
     public let ownername: String
     public let projectname: String
+
+    /// The select list, for `FROM builds b JOIN projects p ON p.id = b.project_id`.
+    static let columns: PGQuery = "b.id, b.project_id, b.state, b.srpm_path, b.project_dirname, p.ownername, p.name"
 
     public init(row: PGRow) throws {
         self.id = try row.decode("id")
@@ -390,7 +398,7 @@ public enum BuildStore {
     public static func lockForDeletion(_ c: PGConnection, ids: [Int]) throws -> [BuildDeletionRow] {
         try c.all(
             """
-            SELECT b.id, b.project_id, b.state, b.srpm_path, b.project_dirname, p.ownername, p.name
+            SELECT \(BuildDeletionRow.columns)
             FROM builds b JOIN projects p ON p.id = b.project_id WHERE b.id = ANY(\(ids)) ORDER BY b.id FOR UPDATE OF b
             """
         )
@@ -436,7 +444,7 @@ public enum BuildStore {
                 SELECT id FROM builds WHERE project_id = \(projectID) AND package_id = \(packageID) AND state IN ('succeeded', 'forked')
                 ORDER BY id DESC OFFSET \(keep - 1) LIMIT 1
             )
-            SELECT b.id, b.project_id, b.state, b.srpm_path, b.project_dirname, p.ownername, p.name
+            SELECT \(BuildDeletionRow.columns)
             FROM builds b JOIN projects p ON p.id = b.project_id, oldest_kept k
             WHERE b.project_id = \(projectID) AND b.package_id = \(packageID) AND b.id < k.id AND b.state IN \(finalStates)
             ORDER BY b.id FOR UPDATE OF b

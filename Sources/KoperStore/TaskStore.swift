@@ -172,14 +172,9 @@ public enum TaskStore {
 
     /// Pending tasks: SRPM builds first (as Copr's dispatcher prefers them), then RPM build chroots, oldest first.
     public static func pending(_ c: PGConnection, limit: Int) throws -> [TaskRecord] {
-        let noChroot: PGQuery = """
-            NULL::text AS chroot_name, NULL::text AS chroot_state, NULL::text AS result_dir, NULL::text AS claimed_by,
-            NULL::text AS additional_packages, NULL::text[] AS chroot_repos, NULL::text AS with_opts, NULL::text AS without_opts,
-            NULL::text AS chroot_isolation, NULL::text AS chroot_bootstrap
-            """
         var tasks: [TaskRecord] = try c.all(
             """
-            SELECT \(TaskRecord.columns), \(noChroot) \(TaskRecord.from)
+            SELECT \(TaskRecord.columns), NULL::text AS chroot_name \(TaskRecord.from)
             WHERE b.source_state = 'pending' AND NOT b.canceled ORDER BY b.id LIMIT \(limit)
             """
         )

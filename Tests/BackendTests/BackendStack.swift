@@ -445,34 +445,6 @@ final class BackendStack: Sendable {
 
 // MARK: Builds
 
-/// An SRPM whose %build prints `tick N` once a second for `seconds` seconds.
-func sleepySRPM(name: String, seconds: Int) async throws -> String {
-    let spec = """
-        Name: \(name)
-        Version: 1.0
-        Release: 1
-        Summary: slow
-        License: MIT
-        BuildArch: noarch
-        AutoReqProv: no
-
-        %description
-        Slow.
-
-        %build
-        for i in $(seq 1 \(seconds)); do echo "tick $i"; sleep 1; done
-
-        %install
-        mkdir -p %{buildroot}/usr/share/\(name)
-        echo hi > %{buildroot}/usr/share/\(name)/f
-
-        %files
-        /usr/share/\(name)/f
-
-        """
-    return try await SRPMFixture.fromSpec(spec, name: name)
-}
-
 /// What the worker starts as `koper-builder` (called as `CMD build --task task.json --output output` in the work
 /// dir on the builder).
 enum BuilderProgram: Sendable {

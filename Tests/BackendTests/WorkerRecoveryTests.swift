@@ -57,7 +57,7 @@ struct WorkerRecoveryTests {
         try await BackendStack.run { stack in
             let first = try await stack.startBackend()
             let id = try await stack.frontend.upload(
-                try await sleepySRPM(name: "survivor", seconds: 4),
+                try await SRPMFixture.slow(name: "survivor", seconds: 4),
                 project: stack.project
             )
             let start = try await first.transport.events.first("build start", within: .seconds(60)) {
@@ -102,7 +102,7 @@ struct WorkerRecoveryTests {
         try await BackendStack.run { stack in
             let backend = try await stack.startBackend()
             let busy = try await stack.frontend.upload(
-                try await sleepySRPM(name: "busy", seconds: 120),
+                try await SRPMFixture.slow(name: "busy", seconds: 120),
                 project: stack.project
             )
             let start = try await backend.transport.events.first("build start", within: .seconds(60)) {
@@ -221,7 +221,7 @@ struct WorkerRecoveryTests {
         try await BackendStack.run { stack in
             let backend = try await stack.startBackend()
             let id = try await stack.frontend.upload(
-                try await sleepySRPM(name: "lazarus", seconds: 3),
+                try await SRPMFixture.slow(name: "lazarus", seconds: 3),
                 project: stack.project
             )
             let start = try await backend.transport.events.first("build start", within: .seconds(60)) {

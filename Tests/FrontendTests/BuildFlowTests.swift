@@ -149,34 +149,6 @@ final class BuildStack: @unchecked Sendable {
     }
 }
 
-/// An SRPM whose %build sleeps, to have time to look at (or kill) a running build.
-func slowSRPM(name: String, seconds: Int) async throws -> String {
-    let spec = """
-        Name: \(name)
-        Version: 1.0
-        Release: 1
-        Summary: slow
-        License: MIT
-        BuildArch: noarch
-        AutoReqProv: no
-
-        %description
-        Slow.
-
-        %build
-        for i in $(seq 1 \(seconds)); do echo "tick $i"; sleep 1; done
-
-        %install
-        mkdir -p %{buildroot}/usr/share/\(name)
-        echo hi > %{buildroot}/usr/share/\(name)/f
-
-        %files
-        /usr/share/\(name)/f
-
-        """
-    return try await SRPMFixture.fromSpec(spec, name: name)
-}
-
 /// A real `koper-keygen` process (RSA-2048 keys to keep the test short; the key size changes nothing here).
 final class KeygenProcess: @unchecked Sendable {
     let process = Process()
@@ -280,7 +252,7 @@ struct BuildFlowTests {
     @Test func uploadBuildsOnALeasedBuilderAndDownloads() async throws {
         let s = try await BuildStack()
         let u = try await project(s, "flow")
-        let srpm = try await slowSRPM(name: "flowpkg", seconds: 4)
+        let srpm = try await SRPMFixture.slow(name: "flowpkg", seconds: 4)
         // Submitted through the real copr-cli when it is there (CI), else through the same API call.
         let id: Int
         if let cli = coprCLI {
@@ -718,12 +690,12 @@ struct BuildFlowTests {
         // One builder: the first build occupies it, the second waits for a lease.
         let s = try await BuildStack(builders: 1)
         let u = try await project(s, "cx")
-        let first = try await s.upload(u, project: "cx", srpm: try await slowSRPM(name: "busy", seconds: 120))
+        let first = try await s.upload(u, project: "cx", srpm: try await SRPMFixture.slow(name: "busy", seconds: 120))
         #expect(
             try await s.wait(first, for: ["running"], timeout: .seconds(60)) == "running",
             "\(s.backendLog.suffix(3000))"
         )
-        let second = try await s.upload(u, project: "cx", srpm: try await slowSRPM(name: "waiter", seconds: 1))
+        let second = try await s.upload(u, project: "cx", srpm: try await SRPMFixture.slow(name: "waiter", seconds: 1))
         try await Task.sleep(for: .seconds(2))
         #expect(try await s.state(second) == "starting")  // claimed, waiting for a builder
         // Cancel while waiting: the backend lets go of the lease request within a second.
@@ -768,7 +740,7 @@ struct BuildFlowTests {
         let id = try await s.upload(
             u,
             project: "to",
-            srpm: try await slowSRPM(name: "sleepy", seconds: 120),
+            srpm: try await SRPMFixture.slow(name: "sleepy", seconds: 120),
             timeout: 5
         )
         #expect(
@@ -782,7 +754,7 @@ struct BuildFlowTests {
     @Test func backendKilledMidBuildReattachesAndFinishesOnce() async throws {
         let s = try await BuildStack()
         let u = try await project(s, "k9")
-        let id = try await s.upload(u, project: "k9", srpm: try await slowSRPM(name: "survivor", seconds: 8))
+        let id = try await s.upload(u, project: "k9", srpm: try await SRPMFixture.slow(name: "survivor", seconds: 8))
         #expect(try await s.wait(id, for: ["running"], timeout: .seconds(60)) == "running")
         try await Task.sleep(for: .seconds(2))
         await s.killBackendHard()
@@ -807,7 +779,7 @@ struct BuildFlowTests {
     @Test func deadBuilderIsRetiredAndTheBuildRetriedElsewhere() async throws {
         let s = try await BuildStack(builders: 2, maxPerPool: 2)
         let u = try await project(s, "dead")
-        let id = try await s.upload(u, project: "dead", srpm: try await slowSRPM(name: "phoenix", seconds: 10))
+        let id = try await s.upload(u, project: "dead", srpm: try await SRPMFixture.slow(name: "phoenix", seconds: 10))
         #expect(try await s.wait(id, for: ["running"], timeout: .seconds(60)) == "running")
         // Find the builder running it and kill its sshd (and the build with it).
         var victim: SSHDFixture? = nil
@@ -842,7 +814,7 @@ struct BuilderProcessLossTests {
                 auth: u
             ).status == 200
         )
-        let id = try await s.upload(u, project: "p", srpm: try await slowSRPM(name: "lazarus", seconds: 6))
+        let id = try await s.upload(u, project: "p", srpm: try await SRPMFixture.slow(name: "lazarus", seconds: 6))
         #expect(try await s.wait(id, for: ["running"], timeout: .seconds(60)) == "running")
         try await Task.sleep(for: .seconds(1))
         let user = s.builders[0].user

@@ -41,6 +41,35 @@ public enum SRPMFixture {
         return try await build(spec: spec, name: name, in: dir)
     }
 
+    /// A noarch SRPM whose %build prints `tick N` once a second for `seconds` seconds: time to watch, cancel or kill
+    /// a running build.
+    public static func slow(name: String, seconds: Int) async throws -> String {
+        let spec = """
+            Name: \(name)
+            Version: 1.0
+            Release: 1
+            Summary: slow
+            License: MIT
+            BuildArch: noarch
+            AutoReqProv: no
+
+            %description
+            Slow.
+
+            %build
+            for i in $(seq 1 \(seconds)); do echo "tick $i"; sleep 1; done
+
+            %install
+            mkdir -p %{buildroot}/usr/share/\(name)
+            echo hi > %{buildroot}/usr/share/\(name)/f
+
+            %files
+            /usr/share/\(name)/f
+
+            """
+        return try await self.fromSpec(spec, name: name)
+    }
+
     /// `rpmbuild -bs` of `spec` (written as `NAME.spec`) in its own directory; the path of the SRPM.
     public static func fromSpec(_ spec: String, name: String) async throws -> String {
         try await build(spec: spec, name: name, in: try makeTemporaryDirectory(prefix: "koper-srpm"))
