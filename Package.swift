@@ -274,7 +274,8 @@ let package = Package(
             dependencies: [
                 "Frontend", "TestSupport", "HTTPCore", "Postgres", "KoperJSON", "CoprModel", "LibCrypto", "KoperStore",
                 "KoperProtocol",
-            ]
+            ],
+            exclude: ["Fixtures"]
         ),
         /** The Backend against a real koper-frontend and koper-builder, with builders reached through a local transport. */
         .testTarget(

@@ -284,6 +284,15 @@ enum BuildAPI {
         let (json, uploads) = try await app.db.transaction { c -> (JSON, [String]) in
             let user = try Auth.requireUser(c, ctx)
             let row = try Builds.require(c, id: id)
+            // One build: a refusal is 403, as upstream (the list form aggregates every refusal into one 400).
+            if let project = try Projects.find(c, id: row.projectID) {
+                try Permissions.requireEdit(
+                    c,
+                    user: user,
+                    project: project,
+                    message: "You don't have permissions to delete build \(id)."
+                )
+            }
             let json = Builds.json(row, resultsBase: results, publicBase: base)
             let uploads = try deleteBuilds(c, user: user, ids: [id])
             return (json, uploads)

@@ -33,11 +33,13 @@ enum PackageAPI {
         let json = try await app.db.transaction { c -> JSON in
             let user = try Auth.requireUser(c, ctx)
             let project = try Projects.require(c, owner: owner, name: projectName)
-            guard try Permissions.canBuild(c, user: user, project: project) else {
-                throw APIError.forbidden(
-                    "User '\(user.name)' doesn't have the build permissions in project '\(project.fullName)'"
-                )
-            }
+            // Upstream's can_edit, not can_build_in: a builder may rebuild packages but not change their sources.
+            try Permissions.requireEdit(
+                c,
+                user: user,
+                project: project,
+                message: "You are not allowed to add or edit packages in \(project.fullName)."
+            )
             let existing = try PackageStore.find(c, projectID: project.id, name: name)
             if isAdd, existing != nil {
                 throw APIError.badRequest("Package \(name) already exists in copr \(project.fullName).")

@@ -50,6 +50,19 @@ enum Permissions {
             || access.levels.builder == PermissionLevels.approved
     }
 
+    /// Upstream's *raise_if_cant_delete*: site admin, owner of a personal project, or current member of the owning
+    /// group. An approved project admin may edit a project but not delete it.
+    static func canDelete(_ c: PGConnection, user: User, project: ProjectRecord) throws -> Bool {
+        if user.isAdmin || project.ownerUserID == user.id { return true }
+        guard project.ownerGroupID != nil else { return false }
+        return try PermissionStore.access(
+            c,
+            projectID: project.id,
+            ownerGroupID: project.ownerGroupID,
+            userID: user.id
+        ).isOwnerGroupMember
+    }
+
     static func requireEdit(
         _ c: PGConnection,
         user: User,

@@ -307,12 +307,10 @@ enum ProjectAPI {
         let (json, uploads) = try await app.db.transaction { c -> (JSON, [String]) in
             let user = try Auth.requireUser(c, ctx)
             let project = try Projects.require(c, owner: owner, name: name)
-            try Permissions.requireEdit(
-                c,
-                user: user,
-                project: project,
-                message: "Only owners and admins may delete their projects."
-            )
+            guard try Permissions.canDelete(c, user: user, project: project) else {
+                throw APIError.forbidden("Only owners and admins may delete their projects.")
+            }
+            if project.persistent { throw APIError.forbidden("This project is protected against deletion.") }
             let running = try ProjectStore.unfinishedBuildIDs(c, projectID: project.id)
             if !running.isEmpty {
                 throw APIError.badRequest(
