@@ -124,6 +124,8 @@ struct WorkerRecoveryTests {
             try await stack.waitUntil("the second build waits for a builder", within: .seconds(30)) {
                 try await stack.openTickets(backend).contains { $0.owner == owner && $0.resourceID == nil }
             }
+            // Not claimed before a builder is leased for it: the queued build stays pending, not starting.
+            #expect(try await stack.frontend.state(waiter) == "pending")
             let clock = ContinuousClock()
             var t0 = clock.now
             #expect(try await stack.frontend.cancel(waiter) == 200)
