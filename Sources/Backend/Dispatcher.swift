@@ -20,6 +20,8 @@ actor Dispatcher {
     var canceling: Set<TaskID> = []
     /// Running workers that wait for a builder and have not claimed their task yet (it is still `pending`).
     var unclaimed: Set<TaskID> = []
+    /// The pending tasks of the last poll answer.
+    var lastPending: [TaskID: TaskSummary] = [:]
     var loops: [Task<Void, Never>] = []
     var logger: Logger { self.context.logger }
     /// How long the Frontend may hold one poll.
@@ -112,22 +114,11 @@ actor Dispatcher {
 
     func merge(_ tasks: [TaskSummary]) {
         var seen = Set<TaskID>()
+        self.lastPending = [:]
         for task in tasks {
             seen.insert(task.taskID)
-            if self.queued[task.taskID] != nil || self.running[task.taskID] != nil { continue }
-            self.queued[task.taskID] = task
-            self.scheduler.enqueue(
-                SchedulerTask(
-                    id: task.taskID.description,
-                    kind: task.kind == .srpm ? .srpm : .rpm,
-                    owner: task.projectOwner,
-                    arch: task.arch,
-                    sandbox: task.sandbox,
-                    background: task.background,
-                    submitted: task.submittedOn,
-                    sequence: UInt64(task.buildID)
-                )
-            )
+            self.lastPending[task.taskID] = task
+            self.enqueue(task)
         }
         for id in self.queued.keys where !seen.contains(id) {
             self.queued[id] = nil
@@ -141,6 +132,23 @@ actor Dispatcher {
             self.running[id]?.cancel()
         }
         self.dispatch()
+    }
+
+    func enqueue(_ task: TaskSummary) {
+        if self.queued[task.taskID] != nil || self.running[task.taskID] != nil { return }
+        self.queued[task.taskID] = task
+        self.scheduler.enqueue(
+            SchedulerTask(
+                id: task.taskID.description,
+                kind: task.kind == .srpm ? .srpm : .rpm,
+                owner: task.projectOwner,
+                arch: task.arch,
+                sandbox: task.sandbox,
+                background: task.background,
+                submitted: task.submittedOn,
+                sequence: UInt64(task.buildID)
+            )
+        )
     }
 
     func dispatch() {
@@ -266,7 +274,11 @@ actor Dispatcher {
     func workerFinished(_ id: TaskID) {
         self.running[id] = nil
         self.unclaimed.remove(id)
+        // Handed back (`pending`) and listed pending by the last poll while its worker still ran: queue it again
+        // now rather than at the next poll answer (which may be held until something else changes). A task that
+        // is not really pending any more is refused by the claim.
         self.scheduler.finished(id: id.description)
+        if let summary = self.lastPending[id] { self.enqueue(summary) }
         self.dispatch()
     }
 

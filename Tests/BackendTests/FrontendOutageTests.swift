@@ -145,4 +145,40 @@ struct FrontendOutageTests {
             #expect(backend.context.jobs.all().isEmpty)
         }
     }
+
+    /// More infrastructure failures than `max_infra_retries` (here: two builders that cannot be reached, limit 1):
+    /// the task is handed back to the queue (`pending`), claimed again with a new claim id, and succeeds on the third
+    /// builder. It is never `failed`.
+    @Test func infrastructureFailuresPastTheLimitHandTheTaskBack() async throws {
+        try await BackendStack.run(
+            hosts: ["builder-a", "builder-b", "builder-c"],
+            configure: { $0.maxInfraRetries = 1 }
+        ) {
+            stack in
+            let backend = try await stack.startBackend()
+            backend.transport.refuseConnections(2)
+            let id = try await stack.frontend.upload(
+                try await SRPMFixture.make(name: "boomerang"),
+                project: stack.project
+            )
+            var seen: Set<String> = []
+            let clock = ContinuousClock()
+            let end = clock.now.advanced(by: .seconds(60))
+            while clock.now < end {
+                let state = try await stack.frontend.state(id)
+                seen.insert(state)
+                if state == "succeeded" || state == "failed" { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await stack.frontend.state(id) == "succeeded", "\(stack.logTail)")
+            #expect(!seen.contains("failed"), "\(seen)")
+            let refused = backend.transport.events.all.filter { if case .refused = $0 { true } else { false } }
+            #expect(refused.count == 2)
+            let log = await stack.readLog("\(stack.resultDir(id, "boomerang"))/backend.log")
+            #expect(log.contains("2 infrastructure failure(s): handing the task back to the queue"), "\(log)")
+            let tries = Self.triesOfFinalReport(stack)
+            #expect(tries.count == 2, "the hand-back and the success were both reported: \(tries)")
+            #expect(backend.context.jobs.all().isEmpty)
+        }
+    }
 }
