@@ -37,6 +37,24 @@ struct BackendConfig: Codable, Sendable, ValidatedConfig {
     var maxBuildTimeout: Int = 48 * 3600
     /// A build whose builder dies is retried on another builder at most this many times in all.
     var maxAttempts: Int = 3
+    /// Infrastructure failures of one claimed task (the builder could not download the SRPM, a builder could not
+    /// be reached, collecting or publishing failed) retried by the worker, with a delay doubling from
+    /// `infra_retry_delay` up to `infra_retry_max_delay` seconds; after that the task is handed back to the queue
+    /// (`pending`), never failed.
+    var maxInfraRetries: Int = 5
+    var infraRetryDelay: Double = 10
+    var infraRetryMaxDelay: Double = 300
+    /// The final report of a build (and a hand-back) is kept in the job file and retried until the Frontend answers,
+    /// across restarts: first after `report_retry_delay` seconds, doubling up to `report_retry_max_delay`.
+    var reportRetryDelay: Double = 1
+    var reportRetryMaxDelay: Double = 60
+    /// The status probe of a running build: every `probe_interval` seconds at first, growing by half each probe
+    /// up to `probe_max_interval` (each probe is one command over the builder's SSH connection).
+    var probeInterval: Double = 1
+    var probeMaxInterval: Double = 10
+    /// A warning or error with the same message is logged at most once per this many seconds (doubling while it
+    /// keeps recurring, up to 16 times), with the number of suppressed repeats.
+    var warningInterval: Double = 30
     var logLevel: String = "info"
     var portFile: String?
     /// Keygen's base URL and shared secret. Without them builds are not signed (a warning at start).
@@ -64,6 +82,14 @@ struct BackendConfig: Codable, Sendable, ValidatedConfig {
         case blockedOwners = "blocked_owners"
         case maxBuildTimeout = "max_build_timeout"
         case maxAttempts = "max_attempts"
+        case maxInfraRetries = "max_infra_retries"
+        case infraRetryDelay = "infra_retry_delay"
+        case infraRetryMaxDelay = "infra_retry_max_delay"
+        case reportRetryDelay = "report_retry_delay"
+        case reportRetryMaxDelay = "report_retry_max_delay"
+        case probeInterval = "probe_interval"
+        case probeMaxInterval = "probe_max_interval"
+        case warningInterval = "warning_interval"
         case logLevel = "log_level"
         case portFile = "port_file"
         case keygenURL = "keygen_url"
@@ -112,6 +138,17 @@ struct BackendConfig: Codable, Sendable, ValidatedConfig {
         self.blockedOwners = try c.decodeIfPresent([String].self, forKey: .blockedOwners) ?? []
         self.maxBuildTimeout = try c.decodeIfPresent(forKey: .maxBuildTimeout, default: self.maxBuildTimeout)
         self.maxAttempts = try c.decodeIfPresent(forKey: .maxAttempts, default: self.maxAttempts)
+        self.maxInfraRetries = try c.decodeIfPresent(forKey: .maxInfraRetries, default: self.maxInfraRetries)
+        self.infraRetryDelay = try c.decodeIfPresent(forKey: .infraRetryDelay, default: self.infraRetryDelay)
+        self.infraRetryMaxDelay = try c.decodeIfPresent(forKey: .infraRetryMaxDelay, default: self.infraRetryMaxDelay)
+        self.reportRetryDelay = try c.decodeIfPresent(forKey: .reportRetryDelay, default: self.reportRetryDelay)
+        self.reportRetryMaxDelay = try c.decodeIfPresent(
+            forKey: .reportRetryMaxDelay,
+            default: self.reportRetryMaxDelay
+        )
+        self.probeInterval = try c.decodeIfPresent(forKey: .probeInterval, default: self.probeInterval)
+        self.probeMaxInterval = try c.decodeIfPresent(forKey: .probeMaxInterval, default: self.probeMaxInterval)
+        self.warningInterval = try c.decodeIfPresent(forKey: .warningInterval, default: self.warningInterval)
         self.logLevel = try c.decodeIfPresent(forKey: .logLevel, default: self.logLevel)
         self.portFile = try c.decodeIfPresent(String.self, forKey: .portFile)
         self.keygenURL = try c.decodeIfPresent(String.self, forKey: .keygenURL).map {
@@ -141,6 +178,25 @@ struct BackendConfig: Codable, Sendable, ValidatedConfig {
         try ConfigCheck.range(self.maxPerOwnerArch, 0...10_000, "max_per_owner_arch")
         try ConfigCheck.positive(self.maxBuildTimeout, "max_build_timeout")
         try ConfigCheck.range(self.maxAttempts, 1...100, "max_attempts")
+        try ConfigCheck.range(self.maxInfraRetries, 0...1000, "max_infra_retries")
+        for (value, field, limit) in [
+            (self.infraRetryDelay, "infra_retry_delay", 86400.0),
+            (self.infraRetryMaxDelay, "infra_retry_max_delay", 86400),
+            (self.reportRetryDelay, "report_retry_delay", 3600),
+            (self.reportRetryMaxDelay, "report_retry_max_delay", 3600),
+            (self.probeInterval, "probe_interval", 600),
+            (self.probeMaxInterval, "probe_max_interval", 600),
+            (self.warningInterval, "warning_interval", 86400),
+        ] where !(value > 0 && value <= limit) {
+            throw ConfigError.invalid(field, "must be more than 0 and at most \(Int(limit)) seconds")
+        }
+        for (maximum, first, field) in [
+            (self.infraRetryMaxDelay, self.infraRetryDelay, "infra_retry_max_delay"),
+            (self.reportRetryMaxDelay, self.reportRetryDelay, "report_retry_max_delay"),
+            (self.probeMaxInterval, self.probeInterval, "probe_max_interval"),
+        ] where maximum < first {
+            throw ConfigError.invalid(field, "must be at least the first delay")
+        }
         _ = try Logger.Level(configValue: self.logLevel)
         if let url = self.keygenURL { try ConfigCheck.httpURL(url, "keygen_url") }
         if (self.keygenURL == nil) != (self.keygenSecret == nil) {
@@ -153,6 +209,8 @@ struct BackendConfig: Codable, Sendable, ValidatedConfig {
     }
     var resultsBase: String { self.resultsURL.hasSuffix("/") ? String(self.resultsURL.dropLast()) : self.resultsURL }
     var jobsDir: String { self.stateDir + "/jobs" }
+
+    static func duration(_ seconds: Double) -> Duration { .milliseconds(Int64((seconds * 1000).rounded())) }
     /// `validate()` refused unknown levels already.
     var logLevelValue: Logger.Level { (try? Logger.Level(configValue: self.logLevel)) ?? .info }
 }

@@ -41,7 +41,18 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let config = try self.options.load()
-        ServiceLogging.bootstrap(level: config.logLevelValue)
+        // Warnings and errors rate-limited (one per condition and interval, backing off): an outage of the Frontend
+        // or Keygen is said once in a while with a count, not several times a second.
+        let interval = BackendConfig.duration(config.warningInterval)
+        let shared = RateLimitedLogHandler.Shared(WarningRateLimiter(interval: interval, maxInterval: interval * 16))
+        let level = config.logLevelValue
+        LoggingSystem.bootstrap { label in
+            RateLimitedLogHandler(
+                label: label,
+                wrapping: ServiceLogging.makeHandler(label: label, level: level),
+                shared: shared
+            )
+        }
         let logger = Logger(label: "koper.backend")
         let fm = FileManager.default
         for dir in [config.resultsDir, config.stateDir, config.jobsDir] {

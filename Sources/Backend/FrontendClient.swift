@@ -41,11 +41,18 @@ struct FrontendClient: Sendable {
         }
     }
 
-    /// Returns false when the Frontend says the build was canceled.
+    /// Returns false when the Frontend says the build was canceled. `policy`: the retries of this one call (the
+    /// final report has its own, unbounded loop: `Worker.deliverReport`).
     @discardableResult
-    func update(_ update: BackendUpdate) async throws -> Bool {
+    func update(_ update: BackendUpdate, policy: RetryPolicy = .default) async throws -> Bool {
         let answer = try await cancellable { () async throws(ServiceCallError) in
-            try await self.client.callRetrying("POST", "/backend/update", body: update, as: UpdateAnswer.self)
+            try await self.client.callRetrying(
+                "POST",
+                "/backend/update",
+                body: update,
+                as: UpdateAnswer.self,
+                policy: policy
+            )
         }
         return answer.canceled != true
     }

@@ -7,6 +7,7 @@ import KoperProtocol
 import Logging
 import RPMSign
 import RepoPublisher
+import ServiceKit
 import Tickets
 
 #if canImport(Glibc)
@@ -32,6 +33,15 @@ struct BuilderLost: Error, CustomStringConvertible {
     let description: String
 }
 
+/// A failure that is neither the build's nor its builder's death: retried, bounded, never a failed build.
+struct InfrastructureFailure: Error, CustomStringConvertible {
+    let description: String
+    /// The builder itself is fine (it reported the failure): it may serve the next build.
+    var builderUsable = false
+    /// The builder was retired (unreachable): the next attempt, on another builder, need not wait.
+    var builderRetired = false
+}
+
 /// Runs one task on a leased builder: lease → upload the task → start `koper-builder` detached → tail the live log
 /// into the results tree → collect results → report → release. Cancellation of the Swift task cancels the build
 /// (a waiting lease is abandoned at once; a running build's process group is killed).
@@ -49,13 +59,27 @@ struct Worker: Sendable {
     var localResultDir: String { "\(self.config.resultsDir)/\(self.task.relativeResultPath)" }
 
     /// Runs the task to its end. `record` is the persisted state (a fresh claim, or one found after a restart).
+    ///
+    /// Failures are sorted by whose they are: the build's (status 1–3: reported `failed`), a builder that died
+    /// under the build (retried elsewhere, at most `max_attempts` in all, then `failed`: a package can kill its
+    /// builder), and the infrastructure's (retried with backoff, at most `max_infra_retries` times, then the task
+    /// is handed back to the queue; never `failed`).
     func run(_ initial: JobRecord) async {
         var record = initial
+        if record.phase == .reporting {
+            await self.deliverOrKeep(record)
+            return
+        }
         while true {
             do {
                 try await self.attempt(&record)
                 return
             } catch is CancellationError {
+                if record.phase == .reporting {
+                    // The job file stays: the next start delivers.
+                    self.logger.notice("final report left in the job file for the next start")
+                    return
+                }
                 await self.cleanUpCanceled(record)
                 return
             } catch let lost as BuilderLost {
@@ -69,34 +93,72 @@ struct Worker: Sendable {
                     // also when this was the last attempt.
                     try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false)
                 }
-                if record.attempt >= self.config.maxAttempts {
+                if record.attempt - record.infraFailures >= self.config.maxAttempts {
                     self.appendBackendLog("giving up after \(record.attempt) attempt(s)")
                     await self.finishBackendLog()
-                    await self.report(state: .failed, packages: nil, srpm: nil, record: record)
-                    self.context.jobs.remove(record.taskID)
+                    await self.finish(&record, state: .failed, packages: nil, srpm: nil)
                     return
                 }
-                record.attempt += 1
-                record.phase = .leasing
-                record.ticket = nil
-                record.remoteDir = nil
-                try? self.context.jobs.save(record)
+                self.nextAttempt(&record)
             } catch {
-                self.logger.error("worker failed", metadata: ["error": "\(error)"])
-                self.appendBackendLog("worker error: \(error)")
+                // Everything else is the infrastructure's: a builder unreachable, an SRPM server down (status 5),
+                // SSH, the results disk, publishing.
                 if Task.isCancelled {
+                    if record.phase == .reporting {
+                        self.logger.notice("final report left in the job file for the next start")
+                        return
+                    }
                     await self.cleanUpCanceled(record)
                     return
                 }
-                await self.finishBackendLog()
-                await self.report(state: .failed, packages: nil, srpm: nil, record: record)
+                let infra = error as? InfrastructureFailure
+                self.logger.warning(
+                    "infrastructure failure; the build will be retried",
+                    metadata: ["reason": "\(error)", "attempt": "\(record.attempt)"]
+                )
+                self.appendBackendLog("infrastructure failure on attempt \(record.attempt): \(error)")
                 if let t = record.ticket {
-                    try? await self.context.tickets.close(TicketID(rawValue: t), reusable: false)
+                    // A builder that did its part (it reported status 5) serves the next build; any other stays out.
+                    try? await self.context.tickets.close(
+                        TicketID(rawValue: t),
+                        reusable: infra?.builderUsable ?? false
+                    )
                 }
-                self.context.jobs.remove(record.taskID)
-                return
+                record.infraFailures += 1
+                if record.infraFailures > self.config.maxInfraRetries {
+                    self.appendBackendLog(
+                        "\(record.infraFailures) infrastructure failure(s): handing the task back to the queue"
+                    )
+                    await self.finishBackendLog()
+                    await self.finish(&record, state: .pending, packages: nil, srpm: nil)
+                    return
+                }
+                let first = BackendConfig.duration(self.config.infraRetryDelay)
+                let delay =
+                    infra?.builderRetired == true
+                    ? .zero
+                    : min(
+                        first * (1 << min(record.infraFailures - 1, 20)),
+                        BackendConfig.duration(self.config.infraRetryMaxDelay)
+                    )
+                if delay > .zero { self.appendBackendLog("retrying in \(delay)") }
+                self.nextAttempt(&record)
+                do {
+                    try await Task.sleep(for: delay)
+                } catch {
+                    await self.cleanUpCanceled(record)
+                    return
+                }
             }
         }
+    }
+
+    func nextAttempt(_ record: inout JobRecord) {
+        record.attempt += 1
+        record.phase = .leasing
+        record.ticket = nil
+        record.remoteDir = nil
+        try? self.context.jobs.save(record)
     }
 
     // MARK: One attempt
@@ -131,7 +193,10 @@ struct Worker: Sendable {
         } catch {
             try? await self.context.tickets.markBroken(resource)
             record.ticket = nil
-            throw BuilderLost(description: "cannot connect to \(resource.name): \(error)")
+            throw InfrastructureFailure(
+                description: "cannot connect to \(resource.name): \(error)",
+                builderRetired: true
+            )
         }
         defer { ssh.close() }
         let remoteDir: String
@@ -148,14 +213,25 @@ struct Worker: Sendable {
             record.remoteDir = remoteDir
             record.phase = .running
             try self.context.jobs.save(record)
-            try await self.context.frontend.update(
-                BackendUpdate(
-                    updateID: "\(self.task.taskID)#\(record.attempt)#running",
-                    taskID: self.task.taskID,
-                    state: .running,
-                    resultDir: self.task.resultDir
+            // Best effort: a Frontend that is away must not stop the build (the final report says how it ended).
+            do {
+                try await self.context.frontend.update(
+                    BackendUpdate(
+                        updateID: record.updateID("running"),
+                        taskID: self.task.taskID,
+                        state: .running,
+                        resultDir: self.task.resultDir
+                    ),
+                    policy: RetryPolicy(attempts: 3, initialDelay: .milliseconds(200), maxDelay: .seconds(1))
                 )
-            )
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                self.logger.warning(
+                    "reporting the running state failed; the build goes on",
+                    metadata: ["error": "\(error)"]
+                )
+            }
         }
 
         // 3. Watch it: tail the live log, enforce the timeout, notice cancellation and a dead builder.
@@ -163,17 +239,31 @@ struct Worker: Sendable {
         record.phase = .collecting
         try self.context.jobs.save(record)
 
-        // 4. Collect results into the results tree, sign, publish, report.
+        // 4. Collect results into the results tree, sign, publish; then the report, durable in the job file.
         let collected = try await self.collect(ssh, remoteDir: remoteDir, status: status)
+        if status == Self.retryStatus {
+            _ = try? await ssh.run("rm -rf \(shellQuote(remoteDir))", timeout: .seconds(60))
+            throw InfrastructureFailure(
+                description: "koper-builder on \(resource.name) ended with status 5 (transient: see builder-live.log)",
+                builderUsable: true
+            )
+        }
         let state: BuildState = status == 0 && !collected.packages.isEmpty ? .succeeded : .failed
         if state == .succeeded {
             try await self.signAndPublish()
         }
-        await self.report(state: state, packages: collected.packages, srpm: collected.srpm, record: record)
+        record.report = self.finalUpdate(state: state, packages: collected.packages, srpm: collected.srpm, record)
+        record.phase = .reporting
+        // The job file no longer names the ticket: a restart before the close below finds it orphaned and closes it.
+        record.ticket = nil
+        try self.context.jobs.save(record)
         _ = try? await ssh.run("rm -rf \(shellQuote(remoteDir))", timeout: .seconds(60))
         try? await self.context.tickets.close(ticket, reusable: true)
-        self.context.jobs.remove(record.taskID)
+        try await self.deliverReport(record)
     }
+
+    /// koper-builder's exit status for a transient infrastructure failure (docs/builder.md).
+    static let retryStatus = 5
 
     func startBuild(_ ssh: any BuilderConnection, remoteDir: String) async throws {
         let dir = shellQuote(remoteDir)
@@ -181,8 +271,13 @@ struct Worker: Sendable {
         guard mk.exitStatus == 0 else { throw BuilderLost(description: "cannot create the work directory") }
         try await ssh.upload(try Wire.encode(self.task), to: "\(remoteDir)/task.json")
         // setsid: the build is its own process group (killed as a whole on cancel) and survives our SSH session.
+        // Leftovers of builders that were killed (their build directories, work directories, cgroups) go first.
+        let cleanup =
+            "\(shellQuote(self.config.builderCommand)) cleanup --quiet --builds-dir \(shellQuote(self.config.remoteWorkDir))"
+            + self.cgroupArguments.map { " " + shellQuote($0) }.joined()
         let start = try await ssh.run(
-            "cd \(dir) && setsid nohup \(shellQuote(self.config.builderCommand)) build --task task.json --output output"
+            "(\(cleanup)) >/dev/null 2>&1 </dev/null; "
+                + "cd \(dir) && setsid nohup \(shellQuote(self.config.builderCommand)) build --task task.json --output output"
                 + self.config.builderArguments.map { " " + shellQuote($0) }.joined()
                 + " >builder.out 2>&1 </dev/null & echo $!",
             timeout: .seconds(30)
@@ -195,7 +290,8 @@ struct Worker: Sendable {
         try await ssh.upload(Array("\(pid)\n".utf8), to: "\(remoteDir)/worker.pid")
     }
 
-    /// Polls the builder once a second until `output/status` exists; returns the builder's exit status.
+    /// Probes the builder (backing off from `probe_interval` to `probe_max_interval`) until `output/status` exists;
+    /// returns the builder's exit status.
     func watch(_ ssh: any BuilderConnection, remoteDir: String, resource: Resource) async throws -> Int {
         let dir = shellQuote(remoteDir)
         let clock = ContinuousClock()
@@ -204,6 +300,8 @@ struct Worker: Sendable {
         let liveLog = "\(self.localResultDir)/builder-live.log"
         var offset = fileSize(liveLog)
         var failures = 0
+        var interval = BackendConfig.duration(self.config.probeInterval)
+        let maxInterval = BackendConfig.duration(self.config.probeMaxInterval)
         while true {
             if Task.isCancelled {
                 await self.killRemote(ssh, dir: dir)
@@ -256,11 +354,18 @@ struct Worker: Sendable {
                 failures += 1
                 if failures >= 10 {
                     try? await self.context.tickets.markBroken(resource)
-                    throw BuilderLost(description: "builder \(resource.name) unreachable: \(error)")
+                    throw InfrastructureFailure(
+                        description: "builder \(resource.name) unreachable: \(error)",
+                        builderRetired: true
+                    )
                 }
             }
+            // Probes back off (1 s growing by half to `probe_max_interval`): a long build costs the builder's sshd
+            // one command every few seconds, not one a second. Never past the deadline; a cancel ends the wait.
+            let pause = min(interval, max(deadline - clock.now, .milliseconds(10)))
+            interval = min(interval * 3 / 2, maxInterval)
             do {
-                try await Task.sleep(for: .seconds(1))
+                try await Task.sleep(for: pause)
             } catch {
                 await self.killRemote(ssh, dir: dir)
                 throw CancellationError()
@@ -375,22 +480,99 @@ struct Worker: Sendable {
         await self.finishBackendLog()
     }
 
-    func report(state: BuildState, packages: [BuiltPackage]?, srpm: SourcePackage?, record: JobRecord) async {
+    /// `--cgroup PARENT` of `builder_arguments`, for `koper-builder cleanup`.
+    var cgroupArguments: [String] {
+        guard let i = self.config.builderArguments.firstIndex(of: "--cgroup"),
+            i + 1 < self.config.builderArguments.count
+        else { return [] }
+        return ["--cgroup", self.config.builderArguments[i + 1]]
+    }
+
+    func finalUpdate(
+        state: BuildState,
+        packages: [BuiltPackage]?,
+        srpm: SourcePackage?,
+        _ record: JobRecord
+    ) -> BackendUpdate {
         // An SRPM build that produced no SRPM failed, whatever the builder said.
         let final: BuildState = self.task.kind == .srpm && state == .succeeded && srpm == nil ? .failed : state
-        let update = BackendUpdate(
-            updateID: "\(self.task.taskID)#\(record.attempt)#\(state.rawValue)",
+        return BackendUpdate(
+            updateID: record.updateID(state.rawValue),
             taskID: self.task.taskID,
             state: final,
             resultDir: self.task.resultDir,
-            builtPackages: self.task.kind == .rpm ? packages : nil,
+            builtPackages: self.task.kind == .rpm && final != .pending ? packages : nil,
             srpm: self.task.kind == .srpm && final == .succeeded ? srpm : nil
         )
+    }
+
+    /// Ends the task with `state` (`failed`, or `pending` to hand it back): the update goes into the job file
+    /// first, then it is delivered.
+    func finish(_ record: inout JobRecord, state: BuildState, packages: [BuiltPackage]?, srpm: SourcePackage?) async {
+        record.report = self.finalUpdate(state: state, packages: packages, srpm: srpm, record)
+        record.phase = .reporting
+        record.ticket = nil
         do {
-            try await self.context.frontend.update(update)
+            try self.context.jobs.save(record)
         } catch {
-            self.logger.error("cannot report the final state", metadata: ["error": "\(error)"])
+            self.logger.error("cannot save the final report in the job file", metadata: ["error": "\(error)"])
         }
+        await self.deliverOrKeep(record)
+    }
+
+    /// `deliverReport`, with cancellation leaving the job file for the next start.
+    func deliverOrKeep(_ record: JobRecord) async {
+        do {
+            try await self.deliverReport(record)
+        } catch {
+            self.logger.notice("final report left in the job file for the next start")
+        }
+    }
+
+    /// Sends the job file's final report until the Frontend answers it (applied, duplicate, final or canceled: all
+    /// mean it is settled), however long that takes: retries back off from `report_retry_delay` to
+    /// `report_retry_max_delay`. Only a refusal of the update itself (4xx other than 401/403/408/429) ends it
+    /// unacknowledged. The job file goes once it is settled; a cancellation (the Backend stops) keeps it.
+    func deliverReport(_ record: JobRecord) async throws {
+        guard let update = record.report else {
+            self.context.jobs.remove(record.taskID)
+            return
+        }
+        var delay = BackendConfig.duration(self.config.reportRetryDelay)
+        let maxDelay = BackendConfig.duration(self.config.reportRetryMaxDelay)
+        var tries = 0
+        while true {
+            tries += 1
+            do {
+                try await self.context.frontend.update(update, policy: RetryPolicy(attempts: 1))
+                self.logger.info(
+                    "final state reported",
+                    metadata: ["state": "\(update.state.rawValue)", "tries": "\(tries)"]
+                )
+                self.context.jobs.remove(record.taskID)
+                return
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch let error as ServiceCallError where !Self.worthRetrying(error) {
+                self.logger.error(
+                    "the frontend refused the final report",
+                    metadata: ["error": "\(error)", "state": "\(update.state.rawValue)"]
+                )
+                self.context.jobs.remove(record.taskID)
+                return
+            } catch {
+                self.logger.warning(
+                    "reporting the final state failed; retrying with backoff",
+                    metadata: ["error": "\(error)", "tries": "\(tries)"]
+                )
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, maxDelay)
+            }
+        }
+    }
+
+    static func worthRetrying(_ error: ServiceCallError) -> Bool {
+        error.isTransient || [401, 403, 408, 429].contains(error.status ?? 0)
     }
 
     func cleanUpCanceled(_ record: JobRecord) async {

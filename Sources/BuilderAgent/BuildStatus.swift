@@ -13,6 +13,10 @@ enum BuildStatus: Int32, Sendable, CustomStringConvertible {
     case timedOut = 3
     /// SIGTERM or SIGINT was received; the build's processes were killed.
     case canceled = 4
+    /// A transient infrastructure failure outside the build and its source (the SRPM server refused the connection,
+    /// answered 5xx or timed out, after the builder's own retries): nothing is known to be wrong with the build. The
+    /// Backend runs it again later instead of failing it.
+    case retry = 5
 
     var description: String {
         switch self {
@@ -21,6 +25,7 @@ enum BuildStatus: Int32, Sendable, CustomStringConvertible {
         case .infrastructureError: return "infrastructure or source error"
         case .timedOut: return "timed out"
         case .canceled: return "canceled"
+        case .retry: return "transient infrastructure failure (to be retried)"
         }
     }
 }
@@ -39,6 +44,11 @@ struct BuilderError: Error, Sendable, CustomStringConvertible {
     /// Koper, the host or the source is at fault (exit 2).
     static func infrastructure(_ message: String) -> BuilderError {
         BuilderError(.infrastructureError, message)
+    }
+
+    /// A transient failure outside the build (exit 5): the Backend retries the build.
+    static func transient(_ message: String) -> BuilderError {
+        BuilderError(.retry, message)
     }
 
     /// The package's build failed (exit 1).

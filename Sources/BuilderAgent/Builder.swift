@@ -29,6 +29,10 @@ struct BuilderOptions: Sendable {
     var memoryLimitBytes: Int?
     var maxProcesses: Int = 1024
     var downloadTimeoutSeconds: Int = 1800
+    /// Further tries of an SRPM download that failed transiently (connection refused, 5xx, timeout), with a delay
+    /// doubling from `downloadRetryDelay` up to 30 s; then the build ends with status 5 (retry).
+    var downloadRetries: Int = 5
+    var downloadRetryDelay: Duration = .seconds(2)
     var maxLogBytes: Int = 1 << 30
     var maxLogLineBytes: Int = 32 << 10
     var echoLog: Bool = true
@@ -101,6 +105,7 @@ final class Builder: Sendable {
         var cgroup: BuildCgroup?
         var cgroupError: BuilderError?
         if let parent = self.options.cgroupParent {
+            Leftovers.removeOrphanedCgroups(parent: parent) { log.info($0) }
             do throws(BuilderError) {
                 let group = try BuildCgroup.enter(
                     parent: parent,
@@ -293,6 +298,10 @@ final class Builder: Sendable {
     /// Removes `koper-build.*` directories in `parent` that belong to this user, are older than a minute and
     /// whose lock file nobody holds.
     static func removeStaleWorkDirectories(in parent: String, log: LiveLog) {
+        self.removeStaleWorkDirectories(in: parent) { log.info($0) }
+    }
+
+    static func removeStaleWorkDirectories(in parent: String, note: (String) -> Void) {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else {
             return
         }
@@ -313,13 +322,17 @@ final class Builder: Sendable {
                     continue
                 }
             }
-            log.info("removing the work directory of an earlier builder that did not finish: \(path)")
-            self.removeTree(path, log: log)
+            note("removing the work directory of an earlier builder that did not finish: \(path)")
+            self.removeTree(path, note: note)
         }
     }
 
     /// Removes the work directory (making read-only directories writable first, as rpmbuild trees can be).
     static func removeTree(_ path: String, log: LiveLog) {
+        self.removeTree(path) { log.info($0) }
+    }
+
+    static func removeTree(_ path: String, note: (String) -> Void) {
         let fm = FileManager.default
         if let enumerator = fm.enumerator(atPath: path) {
             for case let relative as String in enumerator {
@@ -333,7 +346,7 @@ final class Builder: Sendable {
         do {
             try fm.removeItem(atPath: path)
         } catch {
-            log.info("warning: could not remove the work directory \(path): \(error)")
+            note("warning: could not remove the directory \(path): \(error)")
         }
     }
 
@@ -373,18 +386,35 @@ struct BuildContext: Sendable {
             environment: self.host.childEnvironment(home: self.workDirectory, tmpdir: self.workDirectory)
         )
         self.log.info("downloading the source RPM (at most \(self.options.maxSRPMBytes) bytes)")
-        do {
-            let result = try await downloader.download(
-                url: url,
-                toFile: downloadPath,
-                timeout: .seconds(self.options.downloadTimeoutSeconds),
-                maxBytes: self.options.maxSRPMBytes
-            )
-            self.log.info("downloaded \(result.bytes) bytes (HTTP \(result.status))")
-        } catch let error as BuilderError {
-            throw error
-        } catch {
-            throw .infrastructure("download failed: \(error)")
+        let started = ContinuousClock.now
+        var delay = self.options.downloadRetryDelay
+        var tries = 0
+        while true {
+            tries += 1
+            do {
+                let result = try await downloader.download(
+                    url: url,
+                    toFile: downloadPath,
+                    timeout: .seconds(self.options.downloadTimeoutSeconds),
+                    maxBytes: self.options.maxSRPMBytes
+                )
+                self.log.info("downloaded \(result.bytes) bytes (HTTP \(result.status))")
+                break
+            } catch let error as BuilderError {
+                // Transient (the server is down or overloaded): try again with backoff, within the download's time
+                // limit; after the last try the build ends with status 5 and the Backend runs it again later.
+                guard error.status == .retry, tries <= self.options.downloadRetries,
+                    ContinuousClock.now - started + delay < .seconds(self.options.downloadTimeoutSeconds)
+                else { throw error }
+                self.log.info(
+                    "\(error.message); trying again in \(delay) (try \(tries + 1) of \(self.options.downloadRetries + 1))"
+                )
+                _ = unlink(downloadPath)
+                try await self.runner.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            } catch {
+                throw .infrastructure("download failed: \(error)")
+            }
         }
         if let expected = self.task.srpmSHA256 {
             let actual = try Results.sha256Hex(path: downloadPath)

@@ -10,7 +10,7 @@ struct KoperBuilderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "koper-builder",
         abstract: "Runs one Koper build task on this builder host.",
-        subcommands: [BuildCommand.self, MockConfigCommand.self]
+        subcommands: [BuildCommand.self, MockConfigCommand.self, CleanupCommand.self]
     )
 }
 
@@ -27,7 +27,8 @@ struct BuildCommand: AsyncParsableCommand {
             finally DIR/status.
 
             Exit codes (also in DIR/status): 0 succeeded, 1 build failed, 2 infrastructure or source error, \
-            3 timeout, 4 canceled (SIGTERM/SIGINT). Run it as the unprivileged builder user, never as root.
+            3 timeout, 4 canceled (SIGTERM/SIGINT), 5 transient infrastructure failure (the SRPM server was \
+            unreachable: run the build again later). Run it as the unprivileged builder user, never as root.
             """
     )
 
@@ -61,6 +62,12 @@ struct BuildCommand: AsyncParsableCommand {
     @Option(help: "Time limit of the SRPM download, in seconds.")
     var downloadTimeout: Int = 1800
 
+    @Option(help: "Further tries of an SRPM download that failed transiently (connection refused, 5xx, timeout).")
+    var downloadRetries: Int = 5
+
+    @Option(help: "Delay before the first further download try, in seconds (doubling up to 30 s).")
+    var downloadRetryDelay: Double = 2
+
     @Option(help: "Largest live log, in bytes; further build output is dropped.")
     var maxLogBytes: Int = 1 << 30
 
@@ -78,7 +85,9 @@ struct BuildCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard self.maxSrpmBytes > 0, self.diskLimit > 0, self.memoryLimit >= 0, self.maxProcesses > 0,
-            self.downloadTimeout > 0, self.maxLogBytes > 0, self.cgroupMemory >= 0, self.cgroupPids >= 0
+            self.downloadTimeout > 0, self.maxLogBytes > 0, self.cgroupMemory >= 0, self.cgroupPids >= 0,
+            self.downloadRetries >= 0, self.downloadRetries <= 100, self.downloadRetryDelay >= 0,
+            self.downloadRetryDelay <= 3600
         else {
             throw ValidationError("limits must be positive")
         }
@@ -95,6 +104,8 @@ struct BuildCommand: AsyncParsableCommand {
         options.maxProcesses = self.maxProcesses
         options.downloadTimeoutSeconds = self.downloadTimeout
         options.maxLogBytes = self.maxLogBytes
+        options.downloadRetries = self.downloadRetries
+        options.downloadRetryDelay = .milliseconds(Int64(self.downloadRetryDelay * 1000))
         options.echoLog = !self.quiet
         options.cgroupParent = self.cgroup
         options.cgroupMemoryBytes = self.cgroupMemory > 0 ? self.cgroupMemory : nil
@@ -102,6 +113,55 @@ struct BuildCommand: AsyncParsableCommand {
         let status = await Builder(options: options).run()
         if status != .succeeded {
             throw ExitCode(status.rawValue)
+        }
+    }
+}
+
+/// `koper-builder cleanup [--builds-dir DIR] [--work-dir PARENT] [--cgroup PARENT]`: removes what killed builders
+/// left behind (``Leftovers``). The Backend runs it before each build it starts on a builder.
+struct CleanupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cleanup",
+        abstract: "Remove the build directories, work directories and cgroups of builders that are gone."
+    )
+
+    @Option(help: "The directory the Backend starts builds in (each build a directory with output/ in it).")
+    var buildsDir: String?
+
+    @Option(help: "Parent of koper-builder's private work directories (default: $TMPDIR or /tmp).")
+    var workDir: String?
+
+    @Option(help: "The delegated cgroup v1 parent of the builds (as for build --cgroup).")
+    var cgroup: String?
+
+    @Option(help: "Seconds an unfinished build directory without a running builder is kept.")
+    var unfinishedAge: Int = 600
+
+    @Option(help: "Seconds a finished build directory nobody collected is kept.")
+    var finishedAge: Int = 7 * 86400
+
+    @Flag(help: "Print nothing.")
+    var quiet = false
+
+    func validate() throws {
+        guard self.unfinishedAge >= 0, self.finishedAge >= 0 else { throw ValidationError("ages must be >= 0") }
+    }
+
+    func run() throws {
+        let quiet = self.quiet
+        let note: (String) -> Void = { if !quiet { LiveLog.writeAll(1, Array("koper-builder: \($0)\n".utf8)) } }
+        if let dir = self.buildsDir {
+            Leftovers.removeOrphanedBuilds(
+                in: dir,
+                unfinishedAge: self.unfinishedAge,
+                finishedAge: self.finishedAge,
+                note: note
+            )
+        }
+        let parent = self.workDir ?? (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp")
+        Builder.removeStaleWorkDirectories(in: parent, note: note)
+        if let cgroup = self.cgroup {
+            Leftovers.removeOrphanedCgroups(parent: cgroup, note: note)
         }
     }
 }

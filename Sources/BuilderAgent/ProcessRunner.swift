@@ -44,6 +44,16 @@ struct ProcessRunner: Sendable {
     let log: LiveLog
     let supervisor: BuildSupervisor
 
+    /// Waits `duration`, or less: throws `.canceled` as soon as the build is canceled (SIGTERM/SIGINT).
+    func sleep(for duration: Duration) async throws(BuilderError) {
+        let end = ContinuousClock.now + duration
+        while ContinuousClock.now < end {
+            if self.supervisor.isCanceled { throw BuilderError(.canceled, "canceled while waiting") }
+            try? await Task.sleep(for: min(.milliseconds(100), end - ContinuousClock.now))
+        }
+        if self.supervisor.isCanceled { throw BuilderError(.canceled, "canceled while waiting") }
+    }
+
     /// Runs `spec` to completion.
     ///
     /// - Parameters:

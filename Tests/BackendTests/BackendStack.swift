@@ -24,16 +24,18 @@ final class FrontendProcess: Sendable {
     let dir: String
     let configPath: String
     let url: String
+    let port: Int
     let login: String
     let token: String
-    let process: Process
+    private let current: Mutex<Process>
+    var process: Process { self.current.withLock { $0 } }
     let http: HTTPClient
     let user = "alice"
 
     private init(
         dir: String,
         configPath: String,
-        url: String,
+        port: Int,
         login: String,
         token: String,
         process: Process,
@@ -41,10 +43,11 @@ final class FrontendProcess: Sendable {
     ) {
         self.dir = dir
         self.configPath = configPath
-        self.url = url
+        self.url = "http://127.0.0.1:\(port)"
+        self.port = port
         self.login = login
         self.token = token
-        self.process = process
+        self.current = Mutex(process)
         self.http = http
     }
 
@@ -73,12 +76,30 @@ final class FrontendProcess: Sendable {
             throw WaitTimeout(description: "koper-frontend token mint: \(minted)")
         }
 
+        let (process, port) = try await Self.launch(binary: binary, configPath: configPath, dir: dir)
+        return FrontendProcess(
+            dir: dir,
+            configPath: configPath,
+            port: port,
+            login: login,
+            token: token,
+            process: process,
+            http: http
+        )
+    }
+
+    /// Starts `koper-frontend serve` and waits for its port file.
+    private static func launch(binary: String, configPath: String, dir: String) async throws -> (Process, Int) {
+        unlink("\(dir)/frontend.port")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", "--config", configPath]
         let log = "\(dir)/frontend.log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        if !FileManager.default.fileExists(atPath: log) {
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+        }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try handle.seekToEnd()
         process.standardOutput = handle
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
@@ -90,21 +111,41 @@ final class FrontendProcess: Sendable {
             if let text = try? String(contentsOfFile: "\(dir)/frontend.port", encoding: .utf8),
                 let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
             {
-                return FrontendProcess(
-                    dir: dir,
-                    configPath: configPath,
-                    url: "http://127.0.0.1:\(port)",
-                    login: login,
-                    token: token,
-                    process: process,
-                    http: http
-                )
+                return (process, port)
             }
             try await Task.sleep(for: .milliseconds(20))
         }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         throw WaitTimeout(description: "koper-frontend did not start listening within 30 s:\n\(output.suffix(3000))")
+    }
+
+    /// Starts the Frontend again after `stop()`, on the same port (the Backend and the task descriptions' SRPM URLs
+    /// name it).
+    func restart() async throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: self.configPath))
+        guard var config = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw WaitTimeout(description: "unreadable \(self.configPath)")
+        }
+        config["listen_port"] = self.port
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: self.configPath))
+        let binary = BackendStack.binDir + "/koper-frontend"
+        let clock = ContinuousClock()
+        let end = clock.now.advanced(by: .seconds(20))
+        while true {
+            do {
+                let (process, port) = try await Self.launch(binary: binary, configPath: self.configPath, dir: self.dir)
+                guard port == self.port else {
+                    throw WaitTimeout(description: "the frontend came back on port \(port)")
+                }
+                self.current.withLock { $0 = process }
+                return
+            } catch {
+                // The port may linger for a moment after the previous process.
+                if clock.now >= end { throw error }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
     }
 
     func stop() async {
@@ -213,6 +254,9 @@ final class BackendInstance: Sendable {
     func kill() async {
         self.transport.freeze()
         await self.dispatcher.stop()
+        // Nothing of a dead process runs on: workers are cancelled, not awaited (one that touches the builder
+        // waits forever in the frozen transport; one delivering a final report stops and leaves it in the job file).
+        for w in await self.dispatcher.running.values { w.cancel() }
         await self.actions.stop()
         await self.tickets.shutdown()
     }
@@ -310,6 +354,10 @@ final class BackendStack: Sendable {
         )
         config.builderCommand = try builder.command(in: self.dir)
         config.remoteWorkDir = "koper-builds"
+        config.infraRetryDelay = 0.5
+        config.infraRetryMaxDelay = 2
+        config.reportRetryDelay = 0.1
+        config.reportRetryMaxDelay = 0.5
         configure(&config)
         self.config = config
         for d in [config.resultsDir, config.stateDir, config.jobsDir, self.buildersDir] {
@@ -472,7 +520,12 @@ enum BuilderProgram: Sendable {
                 """
         }
         let path = "\(dir)/\(self)-builder"
-        try "#!/bin/sh\n\(body)\n".write(toFile: path, atomically: true, encoding: .utf8)
+        // `CMD cleanup …` (run before each build) does nothing here.
+        try "#!/bin/sh\n[ \"$1\" = cleanup ] && exit 0\n\(body)\n".write(
+            toFile: path,
+            atomically: true,
+            encoding: .utf8
+        )
         chmod(path, 0o755)
         return path
     }

@@ -53,6 +53,8 @@ final class FaultInjectingTransport: BuilderTransport {
     private struct State {
         var refuseNext = 0
         var isFrozen = false
+        /// Runs (once) before the next command that starts a build.
+        var beforeStart: (@Sendable () async -> Void)?
         /// Operations held by `freeze()`; never resumed (kept so that they are not leaked).
         var held: [CheckedContinuation<Void, Never>] = []
     }
@@ -64,6 +66,18 @@ final class FaultInjectingTransport: BuilderTransport {
 
     func refuseConnections(_ count: Int) {
         self.state.withLock { $0.refuseNext = count }
+    }
+
+    /// `action` runs before the next build start command goes to the builder (once).
+    func beforeNextStart(_ action: @escaping @Sendable () async -> Void) {
+        self.state.withLock { $0.beforeStart = action }
+    }
+
+    func takeBeforeStart() -> (@Sendable () async -> Void)? {
+        self.state.withLock { s in
+            defer { s.beforeStart = nil }
+            return s.beforeStart
+        }
     }
 
     func freeze() {
@@ -114,6 +128,9 @@ struct FaultInjectingConnection: BuilderConnection {
         await self.transport.gate()
         if command.contains("pkill -TERM -s") {
             self.transport.events.append(.killSent(host: self.host, at: .now))
+        }
+        if command.contains("setsid nohup"), let action = self.transport.takeBeforeStart() {
+            await action()
         }
         return try await self.inner.run(command, timeout: timeout)
     }

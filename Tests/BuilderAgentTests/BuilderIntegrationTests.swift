@@ -324,6 +324,26 @@ final class BuilderIntegrationTests {
         #expect(BuilderFixture.readString(missing + "/builder-live.log")?.contains("HTTP status 404") == true)
     }
 
+    /// A download the server refuses (connection refused: nothing listens) or answers 503 is retried with backoff,
+    /// then the build ends with status 5 (transient: the Backend runs it again), not 2.
+    @Test func unreachableSRPMServerIsRetriedThenExitsFive() throws {
+        let output = try self.makeOutput()
+        let task = try BuilderFixture.writeTask(
+            BuilderFixture.rpmTask(srpmURL: "http://127.0.0.1:1/hello-1.0-1.src.rpm"),
+            in: self.served
+        )
+        let extra = ["--download-retries", "2", "--download-retry-delay", "0.1"]
+        #expect(try BuilderFixture.runBuilder(task: task, output: output, extra: extra) == 5)
+        #expect(BuilderFixture.readString(output + "/status") == "5\n")
+        let log = BuilderFixture.readString(output + "/builder-live.log") ?? ""
+        #expect(log.components(separatedBy: "cannot connect to the server); trying again").count - 1 == 2, "\(log)")
+        #expect(log.contains("try 3 of 3"), "\(log)")
+        #expect(
+            log.contains("build finished: transient infrastructure failure (to be retried) (exit code 5)"),
+            "\(log)"
+        )
+    }
+
     @Test func checksumMismatchAndOversizeExitTwo() throws {
         let srpm = try TestSRPM.make(
             name: "hello-koper",
