@@ -45,6 +45,7 @@ actor Dispatcher {
     func start() async {
         let records = self.context.jobs.all()
         await self.closeOrphanedTickets(keeping: Set(records.compactMap(\.ticket)))
+        await self.releaseOrphanedClaims(keeping: records.map(\.taskID))
         // Builds that were in flight when the Backend stopped: reattach, requeue or report them first.
         for record in records {
             self.logger.info(
@@ -67,6 +68,29 @@ actor Dispatcher {
             }
         } catch {
             self.logger.warning("cannot look for orphaned tickets", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Tasks the Frontend shows as claimed by this Backend that no job file names: it was killed after the claim and
+    /// before saving the job file. Nobody would ever finish them, so they go back to `pending` (they are queued again
+    /// by the next poll). Retried until the Frontend answers; the poll loop starts after it.
+    func releaseOrphanedClaims(keeping: [TaskID]) async {
+        var delay: Duration = .seconds(1)
+        while !Task.isCancelled {
+            do {
+                let released = try await self.context.frontend.releaseClaims(
+                    worker: self.context.workerID,
+                    keep: keeping
+                )
+                for id in released {
+                    self.logger.notice("handed back a task claimed before a restart", metadata: ["task.id": "\(id)"])
+                }
+                return
+            } catch {
+                self.logger.warning("cannot release orphaned claims yet", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
         }
     }
 

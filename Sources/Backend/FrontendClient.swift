@@ -41,6 +41,18 @@ struct FrontendClient: Sendable {
         }
     }
 
+    /// Hands back every task this worker id claimed that no job file names (see `ReleaseClaims`).
+    func releaseClaims(worker: String, keep: [TaskID]) async throws -> [TaskID] {
+        try await cancellable { () async throws(ServiceCallError) in
+            try await self.client.callRetrying(
+                "POST",
+                "/backend/release-claims",
+                body: ReleaseClaims(workerID: worker, keep: keep),
+                as: ReleasedClaims.self
+            ).released
+        }
+    }
+
     /// Returns false when the Frontend says the build was canceled. `policy`: the retries of this one call (the
     /// final report has its own, unbounded loop: `Worker.deliverReport`).
     @discardableResult

@@ -13,6 +13,7 @@ enum InternalAPI {
         r.add(["GET"], "/backend/poll", poll)
         r.add(["GET"], "/backend/pending-jobs", pendingJobs)
         r.add(["POST"], "/backend/claim", claim)
+        r.add(["POST"], "/backend/release-claims", releaseClaims)
         r.add(["POST"], "/backend/update", update)
         r.add(["GET"], "/backend/cancel-requests", cancelRequests)
         r.add(["POST"], "/backend/cancel-request-done", cancelRequestDone)
@@ -122,6 +123,23 @@ enum InternalAPI {
         case .taken(let state)?: return try answer(ClaimAnswer.taken(state: state))
         case .claimed(let task)?: return try answer(ClaimAnswer.claimed(TaskDescriptions.description(task, urls: urls)))
         }
+    }
+
+    /// A starting Backend hands back the tasks it claimed but no longer drives (no job file names them).
+    static func releaseClaims(_ app: FrontendApp, _ ctx: RequestContext) async throws -> HTTPResponse {
+        try requireSecret(app, ctx)
+        let request = try message(ReleaseClaims.self, ctx)
+        guard !request.workerID.isEmpty, request.workerID.utf8.count <= 200 else {
+            throw APIError.badRequest("worker_id: required")
+        }
+        guard request.keep.count <= 10_000 else { throw APIError.badRequest("keep: at most 10000 tasks") }
+        let released = try await app.db.transaction { c in
+            try TaskStore.releaseClaims(c, worker: request.workerID, keep: request.keep)
+        }
+        if !released.isEmpty {
+            app.logger.notice("released claims of a restarted backend", metadata: ["tasks": "\(released.count)"])
+        }
+        return try answer(ReleasedClaims(released: released))
     }
 
     /// State and result updates from a worker (idempotent by `update_id`).

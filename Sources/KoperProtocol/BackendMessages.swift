@@ -82,6 +82,33 @@ public struct ClaimRequest: Sendable, Equatable, Codable {
     }
 }
 
+/// `POST /backend/release-claims`, sent by a Backend as it starts: every task claimed by `workerID` that is not in
+/// `keep` (the tasks its job files name) goes back to `pending`. A Backend killed between a claim and writing the
+/// claim's job file would otherwise leave that task `starting` for good.
+public struct ReleaseClaims: Sendable, Equatable, Codable {
+    public var workerID: String
+    public var keep: [TaskID]
+
+    public init(workerID: String, keep: [TaskID]) {
+        self.workerID = workerID
+        self.keep = keep
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case workerID = "worker_id"
+        case keep
+    }
+}
+
+/// The answer to `ReleaseClaims`: the tasks that went back to `pending`.
+public struct ReleasedClaims: Sendable, Equatable, Codable {
+    public var released: [TaskID]
+
+    public init(released: [TaskID]) {
+        self.released = released
+    }
+}
+
 /// The answer to a claim: the full description when claimed (`pending → starting`, or the same worker again).
 public struct ClaimAnswer: Sendable, Equatable, Codable {
     public var claimed: Bool

@@ -206,6 +206,35 @@ public enum TaskStore {
         )
     }
 
+    /// Puts every task claimed by `worker` and still `starting` or `running` back to `pending`, except those in
+    /// `keep`; returns them. For a Backend that starts: its job files name every task it still drives.
+    public static func releaseClaims(_ c: PGConnection, worker: String, keep: [TaskID]) throws -> [TaskID] {
+        let keptBuilds = keep.filter(\.isSRPMTask).map(\.buildID)
+        let keptChroots = keep.filter { !$0.isSRPMTask }
+        let chrootBuilds = keptChroots.map(\.buildID)
+        let chrootNames = keptChroots.map { $0.chroot ?? "" }
+        let chroots: [ReleasedTask] = try c.all(
+            """
+            UPDATE build_chroots bc SET state = 'pending', claimed_by = NULL
+            WHERE bc.claimed_by = \(worker) AND bc.state IN ('starting', 'running')
+              AND NOT EXISTS (SELECT 1 FROM unnest(\(chrootBuilds), \(chrootNames)) AS k(build_id, name)
+                              WHERE k.build_id = bc.build_id AND k.name = bc.name)
+            RETURNING bc.build_id, bc.name
+            """
+        )
+        let sources: [ReleasedTask] = try c.all(
+            """
+            UPDATE builds b SET source_state = 'pending', source_claimed_by = NULL
+            WHERE b.source_claimed_by = \(worker) AND b.source_state IN ('starting', 'running')
+              AND NOT (b.id = ANY(\(keptBuilds)))
+            RETURNING b.id AS build_id, NULL::text AS name
+            """
+        )
+        let released = (sources + chroots).map(\.taskID)
+        if !released.isEmpty { try self.wakeBackend(c, reason: "released") }
+        return released
+    }
+
     /// Claims a pending task for a worker: `pending → starting`. Claiming again with the same worker id succeeds again
     /// (a retried request); another worker is refused.
     public static func claim(_ c: PGConnection, _ id: TaskID, worker: String) throws -> ClaimOutcome? {
@@ -392,5 +421,14 @@ public enum TaskStore {
         let state = try BuildStore.refreshState(c, buildID: buildID)
         try self.wakeBackend(c, reason: "import")
         return UpdateAnswer(applied: true, buildState: state)
+    }
+}
+
+/// A task `TaskStore.releaseClaims` put back.
+private struct ReleasedTask: PGRecord {
+    let taskID: TaskID
+
+    init(row: PGRow) throws {
+        self.taskID = TaskID(buildID: try row.decode("build_id"), chroot: try row.decode("name"))
     }
 }

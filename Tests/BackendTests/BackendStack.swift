@@ -186,6 +186,19 @@ final class FrontendProcess: Sendable {
         return (try? JSONParser.parse(r.body)) ?? .null
     }
 
+    /// A POST to the internal API, as the Backend sends it; the status and parsed JSON body.
+    func backendPost(_ path: String, json: String) async throws -> (status: Int, body: JSON) {
+        let r = try await self.http.request(
+            method: "POST",
+            url: self.url + path,
+            headers: [("Authorization", "Bearer \(Self.secret)"), ("Content-Type", "application/json")],
+            body: Array(json.utf8),
+            timeout: .seconds(30),
+            maxResponseBytes: 1 << 20
+        )
+        return (r.status, (try? JSONParser.parse(r.body)) ?? .null)
+    }
+
     func createProject(_ name: String) async throws {
         let r = try await self.call(
             "POST",

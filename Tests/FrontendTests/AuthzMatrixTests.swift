@@ -136,7 +136,8 @@ final class Probes: @unchecked Sendable {
         "permissions.get", "permissions.set", "permissions.request", "chroot.edit", "package.add", "package.edit",
         "package.delete", "package.build", "build.check-before-build", "build.create.upload", "build.create.url",
         "build.create.scm", "build.cancel", "build.delete", "build.delete-list", "package.reset", "build.resubmit",
-        "backend.poll", "backend.pending-jobs", "backend.claim", "backend.update", "backend.cancel-requests",
+        "backend.poll", "backend.pending-jobs", "backend.claim", "backend.release-claims", "backend.update",
+        "backend.cancel-requests",
         "backend.cancel-request-done", "backend.pending-actions", "backend.action-done", "backend.importing",
         "backend.import-completed", "keygen.ensure", "keygen.pubkey", "keygen.sign", "keygen.health",
     ]
@@ -338,7 +339,7 @@ final class Probes: @unchecked Sendable {
             var w = try await self.makeWorld(role: "owner").0
             switch route {
             case "backend.claim": w.buildID = try await self.urlBuild(w, as: "owner")
-            case "backend.update":
+            case "backend.update", "backend.release-claims":
                 w.buildID = try await self.urlBuild(w, as: "owner")
                 try await self.claim(w.buildID)
             case "backend.cancel-request-done":
@@ -368,6 +369,13 @@ final class Probes: @unchecked Sendable {
                     "POST",
                     "/backend/claim",
                     #"{"task_id": "\#(w.buildID)", "worker_id": "w-authz"}"#,
+                    as: role
+                )
+            case "backend.release-claims":
+                r = try await self.json(
+                    "POST",
+                    "/backend/release-claims",
+                    #"{"worker_id": "w-authz", "keep": []}"#,
                     as: role
                 )
             case "backend.update":
