@@ -1,0 +1,21 @@
+// A short seeded fuzz run of the RPM header reader (bench/fuzz runs ≥ 1,000,000 inputs), and the findings of those
+// runs as regression tests. Synthetic seeds: no rpm tools needed.
+import KoperFuzz
+import RPM
+import Testing
+
+@Suite struct RPMReaderFuzzTests {
+    @Test func seedsAreAccepted() {
+        let target = RPMReaderFuzzTarget()
+        for seed in target.seeds {
+            #expect(target.check(seed) == .accepted, "\(fuzzEscaped(seed))")
+        }
+    }
+
+    @Test func mutatedPackagesKeepTheInvariants() {
+        let report = Fuzzer.run(RPMReaderFuzzTarget(), inputs: 20_000, seed: 0x5250_4D21)
+        #expect(report.violations == 0, "\(report.findings)")
+        #expect(report.accepted > 500, "\(report)")
+        #expect(report.rejected > 2_000, "\(report)")
+    }
+}
