@@ -206,13 +206,15 @@ let package = Package(
         // MARK: Tests
         /** Fixtures: a throw-away PostgreSQL cluster, free ports, HTTP test client, integration gates, one synthetic RPM writer. */
         .target(name: "TestSupport", dependencies: ["Postgres"], path: "Tests/TestSupport"),
-        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore"]),
+        /** Seeded mutation fuzzing of the parsers (targets, invariants, mutator); run by the tests and bench/fuzz. */
+        .target(name: "KoperFuzz", dependencies: ["HTTPCore", "RPM", "KoperJSON"], path: "Tests/KoperFuzz"),
+        .testTarget(name: "HTTPCoreTests", dependencies: ["HTTPCore", "KoperFuzz"]),
         .testTarget(name: "CoprModelTests", dependencies: ["CoprModel"]),
-        .testTarget(name: "KoperJSONTests", dependencies: ["KoperJSON"]),
+        .testTarget(name: "KoperJSONTests", dependencies: ["KoperJSON", "KoperFuzz"]),
         .testTarget(name: "KoperProtocolTests", dependencies: ["KoperProtocol", "KoperJSON", "CoprModel"]),
         .testTarget(name: "AtomicFileTests", dependencies: ["AtomicFile"]),
         .testTarget(name: "SchedulingTests", dependencies: ["Scheduling"]),
-        .testTarget(name: "RPMTests", dependencies: ["RPM", "TestSupport"]),
+        .testTarget(name: "RPMTests", dependencies: ["RPM", "TestSupport", "KoperFuzz"]),
         .testTarget(name: "LibCryptoTests", dependencies: ["LibCrypto", "TestSupport"]),
         .testTarget(
             name: "StaticFilesTests",

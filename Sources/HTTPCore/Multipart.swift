@@ -162,6 +162,9 @@ public struct MultipartParser: Sendable {
         switch self.state {
         case .failed(let error):
             throw error
+        case _ where self.boundaryError != nil:
+            // An empty body never reached `feed`: the boundary is still what is wrong.
+            throw self.fail(self.boundaryError ?? MultipartError(message: "invalid boundary"))
         case .epilogue, .finished:
             self.state = .finished
             self.buffer = []

@@ -307,6 +307,8 @@ public struct JSONParser {
         let text = String(decoding: self.bytes[start..<self.i], as: UTF8.self)
         if isInt, let v = Int(text) { return .int(v) }
         guard let d = Double(text) else { throw self.error("invalid number") }
+        // 1e400 would become infinity, which JSON cannot express (it would be written back as null).
+        guard d.isFinite else { throw JSONParseError(message: "number out of range", offset: start) }
         return .double(d)
     }
 
