@@ -154,6 +154,98 @@ struct AbuseTests {
         await h.stop()
     }
 
+    /// With the shipped defaults (10 s window, 64 KiB): a body trickled one byte every 5 s is cut after one
+    /// window, although every byte is progress for the 60 s I/O timeout.
+    @Test func oneByteEveryFiveSecondsIsCutWithTheDefaults() async throws {
+        let h = try await FrontendHarness()
+        let u = try await h.makeUser("tess")
+        let auth = Data("\(u.login):\(u.token)".utf8).base64EncodedString()
+        let (status, elapsed) = try await TestHTTPClient.runBlocking {
+            let client = try TestHTTPClient(port: h.port, timeout: .seconds(5))
+            let clock = ContinuousClock()
+            let start = clock.now
+            try client.send(
+                "POST /api_3/project/add/tess HTTP/1.1\r\nHost: t\r\nAuthorization: Basic \(auth)\r\n"
+                    + "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            )
+            while clock.now - start < .seconds(40) {
+                if (try? client.send("{")) == nil { break }
+                do {
+                    return (try client.readResponse().status, clock.now - start)
+                } catch let e as TestHTTPClientError where e.kind == .timeout {
+                    continue
+                }
+            }
+            return (0, clock.now - start)
+        }
+        let took = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        #expect(status == 408)
+        #expect(took >= 9.5 && took < 16, "cut after \(took) s")
+        #expect(try await h.count("SELECT count(*) FROM projects") == 0)
+        await h.stop()
+    }
+
+    /// 4,000 connections from 127.0.0.1, each trickling a body, against the Frontend with its default limits:
+    /// another client (127.0.0.2) still gets `GET /api_3/build/ID` in ≤ 1 s.
+    @Test func fourThousandTrickledConnectionsLeaveAnotherClientServed() async throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < 12_000 {
+            limit.rlim_cur = min(12_000, limit.rlim_max)
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        try #require(limit.rlim_cur >= 9000, "RLIMIT_NOFILE is \(limit.rlim_cur)")
+        let h = try await FrontendHarness()
+        let u = try await h.makeUser("flo")
+        let auth = Data("\(u.login):\(u.token)".utf8).base64EncodedString()
+        let port = h.port
+        let flood = try await TestHTTPClient.runBlocking {
+            var clients: [TestHTTPClient] = []
+            for i in 0..<4000 {
+                let client = try TestHTTPClient(port: port, timeout: .milliseconds(200))
+                _ = try? client.send(
+                    "POST /api_3/project/add/flo?n=\(i) HTTP/1.1\r\nHost: t\r\nAuthorization: Basic \(auth)\r\n"
+                        + "Content-Length: 100000\r\n\r\n{"
+                )
+                clients.append(client)
+            }
+            return clients
+        }
+        let held = h.server.connectionCount(client: "127.0.0.1")
+        #expect(held <= h.config.maxConnectionsPerClient)
+        let stop = Atomic<Bool>(false)
+        let trickler = Task {
+            try await TestHTTPClient.runBlocking {
+                while !stop.load(ordering: .relaxed) {
+                    for client in flood { _ = try? client.send(" ") }
+                    usleep(1_000_000)
+                }
+            }
+        }
+        var latencies: [Double] = []
+        for _ in 0..<5 {
+            let (status, took) = try await TestHTTPClient.runBlocking {
+                let clock = ContinuousClock()
+                let start = clock.now
+                let client = try TestHTTPClient(port: port, localHost: "127.0.0.2", timeout: .seconds(5))
+                let response = try client.request(path: "/api_3/build/1")
+                let d = clock.now - start
+                return (response.status, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+            }
+            #expect(status == 404)  // served (no such build), not refused
+            latencies.append(took)
+            try await Task.sleep(for: .milliseconds(400))
+        }
+        stop.store(true, ordering: .relaxed)
+        try await trickler.value
+        #expect(latencies.allSatisfy { $0 <= 1.0 }, "latencies \(latencies)")
+        print("frontend flood: 4000 connections, \(held) held by the flooding client; other client \(latencies)")
+        for client in flood { client.close() }
+        #expect(try await h.count("SELECT count(*) FROM projects") == 0)
+        await h.stop()
+    }
+
     @Test func databaseOutageIs503WithRetryAfterAndServiceRecovers() async throws {
         // A cluster of this test's own: it is stopped and started (the shared one is not touched).
         let cluster = try await PostgresCluster.startAsync()
