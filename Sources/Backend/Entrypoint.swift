@@ -89,7 +89,12 @@ struct Serve: AsyncParsableCommand {
                 port: config.listenPort,
                 temporaryDirectory: config.stateDir
             ),
-            handler: StaticFileHandler(root: config.resultsDir, urlPrefix: "/results", logger: logger),
+            handler: StaticFileHandler(
+                root: config.resultsDir,
+                urlPrefix: "/results",
+                hiding: [CreateRepo.privateDirectoryName],
+                logger: logger
+            ),
             logger: logger
         )
         let port = try server.start()

@@ -8,6 +8,7 @@ import KoperStore
 import Logging
 import Postgres
 import ServiceKit
+import Synchronization
 
 /// An error a route turns into a response: JSON `{"error": …}` under /api_3 and /backend, text elsewhere.
 struct APIError: Error, Sendable {
@@ -98,6 +99,11 @@ final class FrontendApp: HTTPHandler {
     let backendSecret: BearerSecret
     /// Keygen, asked for a project's key at create and fork (optional).
     let keygen: JSONServiceClient?
+    /// When a database outage was last logged: one warning per `outageLogInterval`, not one per request.
+    let lastOutageLog = Mutex<ContinuousClock.Instant?>(nil)
+    static let outageLogInterval: Duration = .seconds(10)
+    /// Seconds a client is told to wait (`Retry-After`) when the database is away.
+    static let outageRetryAfter = 10
 
     init(config: FrontendConfig, db: PGPool, logger: Logger) {
         self.config = config
@@ -176,10 +182,21 @@ final class FrontendApp: HTTPHandler {
             // A store's check of user input (a package name from an uploaded SRPM): the client's mistake.
             return self.render(APIError.badRequest(e.description), isAPI: isAPI)
         case let e as PostgresError:
-            self.logger.error("database error", metadata: ["error": "\(e)", "http.path": "\(path)"])
             if e.code == .poolExhausted || e.code == .timeout {
-                return self.render(APIError(503, "The service is overloaded, try again later"), isAPI: isAPI)
+                self.logOutage(e, path: path)
+                return self.render(
+                    APIError(503, "The service is overloaded, try again later", headers: Self.retryAfter),
+                    isAPI: isAPI
+                )
             }
+            if Self.isDatabaseOutage(e) {
+                self.logOutage(e, path: path)
+                return self.render(
+                    APIError(503, "The database is unavailable, try again later", headers: Self.retryAfter),
+                    isAPI: isAPI
+                )
+            }
+            self.logger.error("database error", metadata: ["error": "\(e)", "http.path": "\(path)"])
             return self.render(
                 APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."),
                 isAPI: isAPI
@@ -189,6 +206,78 @@ final class FrontendApp: HTTPHandler {
             return self.render(
                 APIError(500, "Request wasn't successful, there is probably a bug in the Koper code."),
                 isAPI: isAPI
+            )
+        }
+    }
+
+    static let retryAfter: HTTPHeaders = ["Retry-After": "\(outageRetryAfter)"]
+
+    /// The database is away (not a bug): the connection could not be made or was lost, or the server is shutting
+    /// down, starting up or full (SQLSTATE class 08, 57P01–57P03, 53300).
+    static func isDatabaseOutage(_ e: PostgresError) -> Bool {
+        if e.code == .connectionFailed || e.code == .poolClosed { return true }
+        guard let state = e.sqlState else { return false }
+        return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300"].contains(state)
+    }
+
+    /// Logs an outage or overload at most once per `outageLogInterval` (a down database fails every request).
+    func logOutage(_ e: PostgresError, path: Substring) {
+        let now = ContinuousClock.now
+        let due = self.lastOutageLog.withLock { last -> Bool in
+            if let last, now - last < Self.outageLogInterval { return false }
+            last = now
+            return true
+        }
+        if due {
+            self.logger.warning(
+                "database unavailable; answering 503",
+                metadata: ["error": "\(e)", "http.path": "\(path)"]
+            )
+        }
+    }
+
+    /// Decision 0011: every write is authenticated on its head, before a byte of its body is read, so that an
+    /// anonymous client can neither fill the spool nor learn anything from input validation. Reads are admitted
+    /// at once (the hot reads pay one comparison). `/backend/` writes check the shared secret here; API v3 writes
+    /// look up the token on a pooled connection; the spooled chroot edit is authorized here too (its project is
+    /// in the URL). An upload's project is inside its multipart body, so its 403/404 come after the body — within
+    /// the per-client upload limit and the spool quota.
+    func admission(for head: HTTPRequestHead, remoteAddress: String) -> HTTPAdmission {
+        if head.method == "GET" || head.method == "HEAD" { return .admit }
+        let path = head.rawPath
+        if path.hasPrefix("/backend/") {
+            guard self.backendSecret.accepts(authorization: head.headers["Authorization"]) else {
+                return .refuse(self.render(APIError(401, "Backend authentication failed"), isAPI: true))
+            }
+            return .admit
+        }
+        guard path.hasPrefix("/api_3/"), let segments = Router<RouteHandler>.decodeSegments(path),
+            let match = self.router.match(method: head.method, pathSegments: segments)
+        else { return .admit }  // no such write: the handler answers 404 (its body is capped in memory)
+        let context = self.context(
+            HTTPRequest(head: head, body: .empty, remoteAddress: remoteAddress),
+            parameters: match.parameters
+        )
+        let authorizesProject = path.hasPrefix("/api_3/project-chroot/edit/")
+        return .pending { decide in
+            self.db.withConnection(
+                { c in
+                    let user = try Auth.requireUser(c, context)
+                    if authorizesProject {
+                        let project = try Projects.require(
+                            c,
+                            owner: context.param("owner"),
+                            name: context.param("project")
+                        )
+                        try Permissions.requireEdit(c, user: user, project: project)
+                    }
+                },
+                completion: { result in
+                    switch result {
+                    case .success: decide(.admit)
+                    case .failure(let error): decide(.refuse(self.response(for: error, path: path, isAPI: true)))
+                    }
+                }
             )
         }
     }

@@ -46,6 +46,8 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "koper.frontend")
         try FileManager.default.createDirectory(atPath: config.uploadDir, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: config.spoolDir, withIntermediateDirectories: true)
+        let orphans = Uploads.removeOrphanedSpoolFiles(config: config)
+        if orphans > 0 { logger.notice("removed orphaned upload spool files", metadata: ["files": "\(orphans)"]) }
         let pool = PGPool(conninfo: config.database, size: config.databasePoolSize, logger: logger)
         let applied = try await PGMigrator.migrate(pool, migrations: Schema.migrations, logger: logger)
         if !applied.isEmpty { logger.info("database migrated", metadata: ["migrations": "\(applied)"]) }
@@ -53,16 +55,7 @@ struct Serve: AsyncParsableCommand {
         let listener = try PGListener(conninfo: config.database, channels: ["koper_tasks"], logger: logger) { _, _ in
             app.tasks.bump()
         }
-        let server = Server(
-            configuration: HTTPServerConfiguration(
-                host: config.listenHost,
-                port: config.listenPort,
-                maxConnections: config.maxConnections,
-                temporaryDirectory: config.spoolDir
-            ),
-            handler: app,
-            logger: logger
-        )
+        let server = Server(configuration: config.serverConfiguration, handler: app, logger: logger)
         let port = try server.start()
         if let portFile = config.portFile {
             try "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)

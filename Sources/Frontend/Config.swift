@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import Logging
 import ServiceKit
 
@@ -20,6 +21,12 @@ struct FrontendConfig: Codable, Sendable, ValidatedConfig {
     var maxUploadBytes: Int = 1 << 30
     var maxJSONBytes: Int = 1 << 20
     var maxConnections: Int = 4096
+    /// Connections one client (remote IP address) may hold; behind a reverse proxy, raise it (decision 0011).
+    var maxConnectionsPerClient: Int = 256
+    /// Uploads (spooled bodies) one client may be sending at once.
+    var maxUploadsPerClient: Int = 4
+    /// Bytes all spooled request bodies together may take in `storage_dir/spool`.
+    var spoolQuotaBytes: Int = 8 << 30
     var tokenExpirationDays: Int = 180
     /// Default and maximum build timeout in seconds (Copr: 5 h default).
     var defaultBuildTimeout: Int = 5 * 3600
@@ -45,6 +52,9 @@ struct FrontendConfig: Codable, Sendable, ValidatedConfig {
         case maxUploadBytes = "max_upload_bytes"
         case maxJSONBytes = "max_json_bytes"
         case maxConnections = "max_connections"
+        case maxConnectionsPerClient = "max_connections_per_client"
+        case maxUploadsPerClient = "max_uploads_per_client"
+        case spoolQuotaBytes = "spool_quota_bytes"
         case tokenExpirationDays = "token_expiration_days"
         case defaultBuildTimeout = "default_build_timeout"
         case maxBuildTimeout = "max_build_timeout"
@@ -75,6 +85,15 @@ struct FrontendConfig: Codable, Sendable, ValidatedConfig {
         self.maxUploadBytes = try c.decodeIfPresent(forKey: .maxUploadBytes, default: self.maxUploadBytes)
         self.maxJSONBytes = try c.decodeIfPresent(forKey: .maxJSONBytes, default: self.maxJSONBytes)
         self.maxConnections = try c.decodeIfPresent(forKey: .maxConnections, default: self.maxConnections)
+        self.maxConnectionsPerClient = try c.decodeIfPresent(
+            forKey: .maxConnectionsPerClient,
+            default: self.maxConnectionsPerClient
+        )
+        self.maxUploadsPerClient = try c.decodeIfPresent(
+            forKey: .maxUploadsPerClient,
+            default: self.maxUploadsPerClient
+        )
+        self.spoolQuotaBytes = try c.decodeIfPresent(forKey: .spoolQuotaBytes, default: self.spoolQuotaBytes)
         self.tokenExpirationDays = try c.decodeIfPresent(
             forKey: .tokenExpirationDays,
             default: self.tokenExpirationDays
@@ -109,6 +128,9 @@ struct FrontendConfig: Codable, Sendable, ValidatedConfig {
         try ConfigCheck.positive(self.maxUploadBytes, "max_upload_bytes")
         try ConfigCheck.positive(self.maxJSONBytes, "max_json_bytes")
         try ConfigCheck.positive(self.maxConnections, "max_connections")
+        try ConfigCheck.positive(self.maxConnectionsPerClient, "max_connections_per_client")
+        try ConfigCheck.positive(self.maxUploadsPerClient, "max_uploads_per_client")
+        try ConfigCheck.range(self.spoolQuotaBytes, self.maxUploadBytes...Int.max, "spool_quota_bytes")
         try ConfigCheck.positive(self.tokenExpirationDays, "token_expiration_days")
         try ConfigCheck.positive(self.maxBuildTimeout, "max_build_timeout")
         try ConfigCheck.range(self.defaultBuildTimeout, 1...max(1, self.maxBuildTimeout), "default_build_timeout")
@@ -122,6 +144,19 @@ struct FrontendConfig: Codable, Sendable, ValidatedConfig {
     var resultsBase: String { self.resultsURL.hasSuffix("/") ? String(self.resultsURL.dropLast()) : self.resultsURL }
     var uploadDir: String { self.storageDir + "/srpms" }
     var spoolDir: String { self.storageDir + "/spool" }
+
+    /// The HTTP server's settings from this file (`serve` and the tests use the same mapping).
+    var serverConfiguration: HTTPServerConfiguration {
+        HTTPServerConfiguration(
+            host: self.listenHost,
+            port: self.listenPort,
+            maxConnections: self.maxConnections,
+            temporaryDirectory: self.spoolDir,
+            maxConnectionsPerClient: self.maxConnectionsPerClient,
+            maxUploadsPerClient: self.maxUploadsPerClient,
+            spoolQuotaBytes: self.spoolQuotaBytes
+        )
+    }
 
     /// `validate()` refused unknown levels already.
     var logLevelValue: Logger.Level { (try? Logger.Level(configValue: self.logLevel)) ?? .info }

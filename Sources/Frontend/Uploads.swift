@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import HTTPCore
+import HTTPServer
 import KoperProtocol
 import LibCrypto
 import RPM
@@ -40,7 +41,7 @@ enum Uploads {
     static func receive(bodyPath: String, boundary: String, config: FrontendConfig) async throws -> ReceivedUpload {
         try await runBlocking {
             try FileManager.default.createDirectory(atPath: config.spoolDir, withIntermediateDirectories: true)
-            let spool = "\(config.spoolDir)/upload-\(try Crypto.randomString(length: 16))"
+            let spool = "\(config.spoolDir)/\(spoolPrefix)\(try Crypto.randomString(length: 16))"
             do {
                 return try receiveBlocking(bodyPath: bodyPath, boundary: boundary, spool: spool)
             } catch {
@@ -167,6 +168,20 @@ enum Uploads {
         }
         return "\(dir)/\(file)"
     }
+
+    /// Start-up cleanup: spool files a dead predecessor left behind (the server's request bodies and the `upload-*`
+    /// copies `receive` makes). Only this frontend uses `storage_dir/spool`, and `serve` calls this before it
+    /// listens, so nothing in there is live. Returns how many files it removed.
+    static func removeOrphanedSpoolFiles(config: FrontendConfig) -> Int {
+        var removed = Server.removeOrphanedBodies(in: config.spoolDir)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: config.spoolDir)) ?? []
+        for name in names where name.hasPrefix(spoolPrefix) && unlink("\(config.spoolDir)/\(name)") == 0 {
+            removed += 1
+        }
+        return removed
+    }
+
+    static let spoolPrefix = "upload-"
 
     static func remove(paths: [String], config: FrontendConfig) {
         for p in paths where p.split(separator: "/").allSatisfy({ FieldRules.isPathComponent(String($0)) }) {

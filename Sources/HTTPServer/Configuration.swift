@@ -38,10 +38,26 @@ public struct HTTPRequest: Sendable {
     }
 }
 
+/// The application's verdict on a request head, given before any byte of its body is read (decision 0011).
+public enum HTTPAdmission: Sendable {
+    /// Go on: read the body (subject to the server's limits) and hand the request to the handler.
+    case admit
+    /// Send this response and close the connection (with the lingering half-close); the body is never read.
+    case refuse(HTTPResponse)
+    /// The verdict needs work off the connection's queue (a database lookup). The server stops reading the
+    /// connection and calls the closure once; the closure must call `decide` exactly once, from any thread, with
+    /// `.admit` or `.refuse` (a nested `.pending` is answered 500).
+    case pending(@Sendable (_ decide: @escaping @Sendable (HTTPAdmission) -> Void) -> Void)
+}
+
 /// The application side of the server.
 public protocol HTTPHandler: Sendable {
     /// Called on the connection's queue once the head is parsed; must be quick and must not block.
     func bodyPolicy(for head: HTTPRequestHead) -> HTTPBodyPolicy
+    /// Called on the connection's queue right after `bodyPolicy`, before any body byte is read: authentication
+    /// and authorization that the head alone decides. Must be quick and must not block (return `.pending` for
+    /// work that does); the default admits everything.
+    func admission(for head: HTTPRequestHead, remoteAddress: String) -> HTTPAdmission
     /// Produces the response. Runs as a Swift task; blocking work belongs on the handler's own queues.
     func handle(_ request: HTTPRequest) async -> HTTPResponse
     /// The response the server sends for a request it refuses itself (parse error, 413, timeout, overload).
@@ -55,6 +71,8 @@ public protocol HTTPHandler: Sendable {
 }
 
 extension HTTPHandler {
+    public func admission(for head: HTTPRequestHead, remoteAddress: String) -> HTTPAdmission { .admit }
+
     public func handleInline(_ request: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) -> Bool {
         false
     }
@@ -82,6 +100,18 @@ public struct HTTPServerConfiguration: Sendable {
     public var maxBufferedInput: Int
     /// Where `.file` bodies are spooled.
     public var temporaryDirectory: String
+    /// Connections one client (remote IP address) may hold at once; more get a 503 and are closed at once.
+    public var maxConnectionsPerClient: Int
+    /// `.file` bodies one client may be sending (or have handlers working on) at once; more get a 429.
+    public var maxUploadsPerClient: Int
+    /// Bytes all `.file` bodies together may take in `temporaryDirectory`: a body that would go beyond it gets a
+    /// 503 with `Retry-After` (a body beyond its route's own cap gets a 413).
+    public var spoolQuotaBytes: Int
+    /// Minimum body rate: every `bodyRateWindow` a body must bring at least this many bytes (or the rest of the
+    /// body, if less), else the request is answered 408 and closed. One byte every few seconds cannot hold a
+    /// connection, whatever the I/O progress timeout says.
+    public var minBodyBytesPerWindow: Int
+    public var bodyRateWindow: Duration
 
     public init(
         host: String = "127.0.0.1",
@@ -93,7 +123,12 @@ public struct HTTPServerConfiguration: Sendable {
         idleTimeout: Duration = .seconds(60),
         ioTimeout: Duration = .seconds(60),
         maxBufferedInput: Int = 1 << 20,
-        temporaryDirectory: String = "/tmp"
+        temporaryDirectory: String = "/tmp",
+        maxConnectionsPerClient: Int = 256,
+        maxUploadsPerClient: Int = 4,
+        spoolQuotaBytes: Int = 8 << 30,
+        minBodyBytesPerWindow: Int = 64 << 10,
+        bodyRateWindow: Duration = .seconds(10)
     ) {
         self.host = host
         self.port = port
@@ -105,6 +140,11 @@ public struct HTTPServerConfiguration: Sendable {
         self.ioTimeout = ioTimeout
         self.maxBufferedInput = maxBufferedInput
         self.temporaryDirectory = temporaryDirectory
+        self.maxConnectionsPerClient = maxConnectionsPerClient
+        self.maxUploadsPerClient = maxUploadsPerClient
+        self.spoolQuotaBytes = spoolQuotaBytes
+        self.minBodyBytesPerWindow = minBodyBytesPerWindow
+        self.bodyRateWindow = bodyRateWindow
     }
 }
 

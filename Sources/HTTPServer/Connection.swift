@@ -18,6 +18,8 @@ final class Connection: @unchecked Sendable {
         case idle
         /// Part of a head has arrived.
         case head
+        /// The head is in; the handler's `.pending` admission is deciding on it. Nothing more is read meanwhile.
+        case admitting
         /// Receiving the body of `currentHead`.
         case body
         /// The handler owns the request; pipelined input waits in `input`.
@@ -31,6 +33,8 @@ final class Connection: @unchecked Sendable {
     let queue: DispatchQueue
     let server: Server
     let remoteAddress: String
+    /// The remote IP address, the key of the per-client limits.
+    let client: String
     let readSource: any DispatchSourceRead
     var writeSource: (any DispatchSourceWrite)?
     let timer: any DispatchSourceTimer
@@ -47,6 +51,16 @@ final class Connection: @unchecked Sendable {
     var bodySize = 0
     var bodyFileFD: Int32 = -1
     var bodyFilePath: String?
+    /// Bytes of the server's spool quota this request holds (its declared length, or what a chunked body brought).
+    var spoolReservation = 0
+    /// True while this request counts as one of its client's uploads.
+    var holdsUploadSlot = false
+    /// The minimum-rate window of the body being received: when it started and the bytes it brought so far.
+    var windowStart: DispatchTime = .now()
+    var windowBytes = 0
+
+    /// Names of spool files start with this (so that a restarted server can find its dead predecessor's).
+    static let spoolFilePrefix = "koper-body-"
 
     var output: [UInt8] = []
     var outputOffset = 0
@@ -62,11 +76,12 @@ final class Connection: @unchecked Sendable {
     var lastProgress: DispatchTime = .now()
     var timerFireAt: DispatchTime = .distantFuture
 
-    init(fd: Int32, queue: DispatchQueue, server: Server, remoteAddress: String = "") {
+    init(fd: Int32, queue: DispatchQueue, server: Server, remoteAddress: String = "", client: String = "") {
         self.fd = fd
         self.queue = queue
         self.server = server
         self.remoteAddress = remoteAddress
+        self.client = client
         self.parser = HTTPRequestParser(limits: server.configuration.limits)
         self.readSource = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         self.timer = DispatchSource.makeTimerSource(queue: queue)
@@ -137,7 +152,9 @@ final class Connection: @unchecked Sendable {
         if self.processing { return }  // the outer call's loop picks up whatever changed
         self.processing = true
         defer { self.processing = false }
-        while self.phase != .handling && self.phase != .closed && self.phase != .lingering && !self.hasPendingOutput {
+        while self.phase != .handling && self.phase != .admitting && self.phase != .closed && self.phase != .lingering
+            && !self.hasPendingOutput
+        {
             let event: HTTPParserEvent?
             do {
                 event = try self.parser.next(&self.input)
@@ -173,14 +190,62 @@ final class Connection: @unchecked Sendable {
 
     func onHead(_ head: HTTPRequestHead) {
         self.currentHead = head
-        self.policy = self.server.handler.bodyPolicy(for: head)
+        let handler = self.server.handler
+        self.policy = handler.bodyPolicy(for: head)
         self.bodyBytes = []
         self.bodySize = 0
+        // The application decides on the head before a single body byte is read (decision 0011).
+        switch handler.admission(for: head, remoteAddress: self.remoteAddress) {
+        case .admit:
+            self.beginBody(head)
+        case .refuse(let response):
+            self.refuse(response)
+        case .pending(let decide):
+            self.phase = .admitting
+            self.phaseStart = .now()
+            self.suspendReading()
+            decide { verdict in self.queue.async { self.admitted(verdict, head: head) } }
+        }
+    }
+
+    /// The verdict of a `.pending` admission, on the connection's queue.
+    func admitted(_ verdict: HTTPAdmission, head: HTTPRequestHead) {
+        guard self.phase == .admitting else {
+            // The connection closed while the application decided.
+            if case .refuse(let response) = verdict { response.discardFile() }
+            return
+        }
+        switch verdict {
+        case .admit:
+            self.resumeReading()
+            self.beginBody(head)
+            self.process()
+        case .refuse(let response):
+            self.refuse(response)
+        case .pending:
+            self.fail(status: 500, reason: "Internal error")
+        }
+    }
+
+    /// After admission: the per-route cap, the client's upload slot and the spool quota, then the body phase.
+    func beginBody(_ head: HTTPRequestHead) {
         if case .contentLength(let n) = head.framing, n > self.policy.maxBytes {
             self.fail(status: 413, reason: "Request body too large")
             return
         }
         if head.framing != .none, case .file = self.policy {
+            guard self.server.beginUpload(client: self.client) else {
+                self.fail(status: 429, reason: "Too many uploads from this client at once", retryAfter: 5)
+                return
+            }
+            self.holdsUploadSlot = true
+            var declared = 0
+            if case .contentLength(let n) = head.framing { declared = n }
+            guard self.server.reserveSpool(declared) else {
+                self.fail(status: 503, reason: "Upload storage is full, try again later", retryAfter: 30)
+                return
+            }
+            self.spoolReservation = declared
             guard self.openBodyFile() else {
                 self.fail(status: 500, reason: "Cannot store request body")
                 return
@@ -189,6 +254,11 @@ final class Connection: @unchecked Sendable {
         // State first: the flush below may close the connection, and nothing may change it after that.
         self.phase = .body
         self.lastProgress = .now()
+        if head.framing != .none {
+            self.windowStart = self.lastProgress
+            self.windowBytes = 0
+            self.scheduleEarlier(self.windowStart + self.config.bodyRateWindow.dispatchInterval)
+        }
         if head.framing != .none && head.expectsContinue {
             self.output.append(contentsOf: "HTTP/1.1 100 Continue\r\n\r\n".utf8)
             self.flush()
@@ -197,6 +267,7 @@ final class Connection: @unchecked Sendable {
 
     func onBody(_ chunk: ArraySlice<UInt8>) {
         self.bodySize += chunk.count
+        self.windowBytes += chunk.count
         if self.bodySize > self.policy.maxBytes {
             self.fail(status: 413, reason: "Request body too large")
             return
@@ -205,6 +276,15 @@ final class Connection: @unchecked Sendable {
         case .memory:
             self.bodyBytes.append(contentsOf: chunk)
         case .file:
+            if self.bodySize > self.spoolReservation {
+                // A chunked body takes its share of the quota as it grows (1 MiB at a time).
+                let more = max(self.bodySize - self.spoolReservation, 1 << 20)
+                guard self.server.reserveSpool(more) else {
+                    self.fail(status: 503, reason: "Upload storage is full, try again later", retryAfter: 30)
+                    return
+                }
+                self.spoolReservation += more
+            }
             let ok = (try? FileDescriptor(rawValue: self.bodyFileFD).writeAll(chunk)) != nil
             if !ok { self.fail(status: 500, reason: "Cannot store request body") }
         }
@@ -212,7 +292,7 @@ final class Connection: @unchecked Sendable {
 
     func openBodyFile() -> Bool {
         let random = UInt64.random(in: .min ... .max)
-        let path = "\(self.config.temporaryDirectory)/koper-body-\(String(random, radix: 16))"
+        let path = "\(self.config.temporaryDirectory)/\(Self.spoolFilePrefix)\(String(random, radix: 16))"
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return false }
         self.bodyFileFD = fd
@@ -229,6 +309,17 @@ final class Connection: @unchecked Sendable {
             unlink(p)
             self.bodyFilePath = nil
         }
+        self.releaseUpload()
+    }
+
+    /// Gives back the spool quota and the client's upload slot this request holds.
+    func releaseUpload() {
+        self.server.releaseSpool(self.spoolReservation)
+        self.spoolReservation = 0
+        if self.holdsUploadSlot {
+            self.holdsUploadSlot = false
+            self.server.endUpload(client: self.client)
+        }
     }
 
     func dispatchRequest() {
@@ -238,6 +329,11 @@ final class Connection: @unchecked Sendable {
         // A spooled file now belongs to the handler's task, which deletes it once the handler has returned, even
         // if the connection is gone by then (`close()` must not pull the file from under a running handler).
         let spooledPath = self.bodyFilePath
+        // So do its share of the spool quota and its upload slot: given back once the file is gone.
+        let reservation = self.spoolReservation
+        let uploadClient = self.holdsUploadSlot ? self.client : nil
+        self.spoolReservation = 0
+        self.holdsUploadSlot = false
         if let path = spooledPath {
             Glibc.close(self.bodyFileFD)
             self.bodyFileFD = -1
@@ -251,6 +347,7 @@ final class Connection: @unchecked Sendable {
         self.bodyBytes = []
         let request = HTTPRequest(head: head, body: body, remoteAddress: self.remoteAddress)
         let handler = self.server.handler
+        let server = self.server
         if spooledPath == nil,
             handler.handleInline(
                 request,
@@ -262,6 +359,8 @@ final class Connection: @unchecked Sendable {
         Task {
             let response = await handler.handle(request)
             if let spooledPath { unlink(spooledPath) }
+            server.releaseSpool(reservation)
+            if let uploadClient { server.endUpload(client: uploadClient) }
             self.queue.async { self.respond(response, to: head) }
         }
     }
@@ -311,23 +410,32 @@ final class Connection: @unchecked Sendable {
     }
 
     /// A refusal the server makes itself: send the error and close (the stream cannot be resynchronised).
-    func fail(status: Int, reason: String) {
+    func fail(status: Int, reason: String, retryAfter: Int? = nil) {
+        var response = self.server.handler.errorResponse(status: status, reason: reason, head: self.currentHead)
+        if let retryAfter { response.headers.replaceOrAdd(name: "Retry-After", value: "\(retryAfter)") }
+        self.server.logger.debug(
+            "refusing request",
+            metadata: ["http.status": "\(status)", "http.reason": "\(reason)"]
+        )
+        self.refuse(response)
+    }
+
+    /// Sends `response` (from memory) and closes with the lingering half-close; whatever body the client sends
+    /// meanwhile is read and dropped, never stored.
+    func refuse(_ refusal: HTTPResponse) {
         self.discardBodyFile()
         if self.fileStream != nil {
             // Not reachable today (refusals happen only between responses); a half-sent body cannot be followed.
+            refusal.discardFile()
             self.close()
             return
         }
-        var response = self.server.handler.errorResponse(status: status, reason: reason, head: self.currentHead)
+        var response = refusal
         if let file = response.file {
             // Refusals are sent from memory; a file body here is closed unsent.
             closeDescriptor(file.descriptor)
             response.file = nil
         }
-        self.server.logger.debug(
-            "refusing request",
-            metadata: ["http.status": "\(status)", "http.reason": "\(reason)"]
-        )
         self.output.append(contentsOf: response.serializeHead(keepAlive: false))
         if self.currentHead?.method != "HEAD" { self.output.append(contentsOf: response.body) }
         self.closeAfterWrite = true
@@ -405,7 +513,7 @@ final class Connection: @unchecked Sendable {
             }
             return
         }
-        if self.phase != .handling { self.resumeReading() }
+        if self.phase != .handling && self.phase != .admitting { self.resumeReading() }
         self.process()
     }
 
@@ -463,8 +571,11 @@ final class Connection: @unchecked Sendable {
                 self.lastProgress + self.config.idleTimeout.dispatchInterval
             )
         case .body:
-            return self.lastProgress + self.config.ioTimeout.dispatchInterval
-        case .handling:
+            return min(
+                self.lastProgress + self.config.ioTimeout.dispatchInterval,
+                self.windowStart + self.config.bodyRateWindow.dispatchInterval
+            )
+        case .handling, .admitting:
             // The handler is bounded by its own timeouts; just look again later.
             return now + self.config.idleTimeout.dispatchInterval
         case .lingering:
@@ -487,6 +598,19 @@ final class Connection: @unchecked Sendable {
                 self.schedule(at: writeDeadline)
             }
             return
+        }
+        if self.phase == .body && now >= self.windowStart + self.config.bodyRateWindow.dispatchInterval {
+            // The minimum body rate: progress alone (one byte every few seconds) does not keep a body alive.
+            var required = self.config.minBodyBytesPerWindow
+            if case .contentLength(let n)? = self.currentHead?.framing {
+                required = min(required, n - (self.bodySize - self.windowBytes))
+            }
+            if self.windowBytes < required {
+                self.fail(status: 408, reason: "Request body arrives too slowly")
+                return
+            }
+            self.windowStart = now
+            self.windowBytes = 0
         }
         let deadline = self.phaseDeadline(now: now)
         if now >= deadline {

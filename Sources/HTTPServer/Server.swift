@@ -27,10 +27,19 @@ public final class Server: Sendable {
         var connections: [ObjectIdentifier: Connection] = [:]
         var draining = false
         var accepted = 0
+        /// What each client (remote IP address) holds now; an entry goes when both counts are back to 0.
+        var clients: [String: ClientUsage] = [:]
+    }
+
+    struct ClientUsage {
+        var connections = 0
+        var uploads = 0
     }
 
     let state = Mutex(State())
     let draining = Atomic<Bool>(false)
+    /// Bytes reserved by `.file` bodies now being spooled or handled (see `reserveSpool`).
+    let spoolReserved = Atomic<Int>(0)
 
     public init(configuration: HTTPServerConfiguration, handler: any HTTPHandler, logger: Logger) {
         self.configuration = configuration
@@ -43,6 +52,69 @@ public final class Server: Sendable {
 
     /// Open connections right now.
     public var connectionCount: Int { self.state.withLock { $0.connections.count } }
+
+    /// Bytes of the spool quota taken right now by bodies being received or handled.
+    public var spoolBytesReserved: Int { self.spoolReserved.load(ordering: .relaxed) }
+
+    /// Open connections of one client (remote IP address) right now.
+    public func connectionCount(client: String) -> Int {
+        self.state.withLock { $0.clients[client]?.connections ?? 0 }
+    }
+
+    /// Takes `bytes` of the spool quota, or returns false (taking nothing) if that would go beyond it.
+    func reserveSpool(_ bytes: Int) -> Bool {
+        var current = self.spoolReserved.load(ordering: .relaxed)
+        while true {
+            let (next, overflow) = current.addingReportingOverflow(bytes)
+            if overflow || next > self.configuration.spoolQuotaBytes { return false }
+            let (exchanged, original) = self.spoolReserved.compareExchange(
+                expected: current,
+                desired: next,
+                ordering: .relaxed
+            )
+            if exchanged { return true }
+            current = original
+        }
+    }
+
+    func releaseSpool(_ bytes: Int) {
+        if bytes > 0 { self.spoolReserved.subtract(bytes, ordering: .relaxed) }
+    }
+
+    /// Counts one more upload (`.file` body) for `client`, or returns false if it already has its maximum.
+    func beginUpload(client: String) -> Bool {
+        self.state.withLock { st in
+            let usage = st.clients[client, default: ClientUsage()]
+            guard usage.uploads < self.configuration.maxUploadsPerClient else { return false }
+            st.clients[client, default: ClientUsage()].uploads += 1
+            return true
+        }
+    }
+
+    func endUpload(client: String) {
+        self.state.withLock { st in
+            guard var usage = st.clients[client] else { return }
+            usage.uploads -= 1
+            st.clients[client] = usage.connections == 0 && usage.uploads <= 0 ? nil : usage
+        }
+    }
+
+    /// Removes spool files (`koper-body-*`) that a previous process left in `directory` when it died mid-request.
+    /// Call it before `start()`, and only on a spool directory that no other running server uses. Returns how many
+    /// files it removed.
+    @discardableResult
+    public static func removeOrphanedBodies(in directory: String) -> Int {
+        guard let dir = opendir(directory) else { return 0 }
+        defer { closedir(dir) }
+        var removed = 0
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name.hasPrefix(Connection.spoolFilePrefix) && unlinkat(dirfd(dir), name, 0) == 0 { removed += 1 }
+        }
+        return removed
+    }
 
     /// Binds, listens and starts accepting. Returns the bound port.
     @discardableResult
@@ -130,12 +202,21 @@ public final class Server: Sendable {
             // Admission is decided under the lock that `shutdown` takes, so no connection slips in unseen while
             // draining starts. A refused socket never gets a `Connection`: its dispatch sources would be released
             // without ever being resumed, which libdispatch treats as a fatal client bug.
-            let remote = Self.describe(peer)
+            let client = Self.host(peer)
+            let remote = "\(client):\(UInt16(bigEndian: peer.sin_port))"
+            var perClientRefusal = false
             let connection = self.state.withLock { st -> Connection? in
                 guard !st.draining, st.connections.count < self.configuration.maxConnections else { return nil }
+                guard
+                    st.clients[client, default: ClientUsage()].connections < self.configuration.maxConnectionsPerClient
+                else {
+                    perClientRefusal = true
+                    return nil
+                }
                 let queue = DispatchQueue(label: "koper.http.conn", target: self.connectionTarget)
-                let connection = Connection(fd: fd, queue: queue, server: self, remoteAddress: remote)
+                let connection = Connection(fd: fd, queue: queue, server: self, remoteAddress: remote, client: client)
                 st.connections[ObjectIdentifier(connection)] = connection
+                st.clients[client, default: ClientUsage()].connections += 1
                 st.accepted += 1
                 return connection
             }
@@ -144,16 +225,20 @@ public final class Server: Sendable {
             } else if self.isDraining {
                 close(fd)
             } else {
-                self.refuseAndClose(fd: fd)
+                self.refuseAndClose(
+                    fd: fd,
+                    reason: perClientRefusal ? "Too many connections from this client" : "Too many connections"
+                )
             }
         }
     }
 
     /// Over the connection cap: a best-effort 503, then close. Whatever the client already sent is read and dropped
     /// first, so that closing sends a FIN rather than a reset that could destroy the 503 in flight.
-    func refuseAndClose(fd: Int32) {
-        let response = self.handler.errorResponse(status: 503, reason: "Too many connections", head: nil)
+    func refuseAndClose(fd: Int32, reason: String) {
+        var response = self.handler.errorResponse(status: 503, reason: reason, head: nil)
         response.discardFile()  // refusals are sent from memory
+        response.headers.replaceOrAdd(name: "Retry-After", value: "5")
         var bytes = response.serializeHead(keepAlive: false, contentLength: response.body.count)
         if response.hasBody { bytes += response.body }
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -164,17 +249,22 @@ public final class Server: Sendable {
         close(fd)
     }
 
-    /// `a.b.c.d:port` for an IPv4 peer.
-    static func describe(_ address: sockaddr_in) -> String {
+    /// `a.b.c.d` for an IPv4 peer: the client as the per-client limits count it.
+    static func host(_ address: sockaddr_in) -> String {
         var addr = address.sin_addr
         var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
         guard inet_ntop(AF_INET, &addr, &text, socklen_t(text.count)) != nil else { return "" }
-        let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return "\(host):\(UInt16(bigEndian: address.sin_port))"
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     func connectionClosed(_ connection: Connection) {
-        _ = self.state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(connection)) }
+        self.state.withLock { st in
+            guard st.connections.removeValue(forKey: ObjectIdentifier(connection)) != nil,
+                var usage = st.clients[connection.client]
+            else { return }
+            usage.connections -= 1
+            st.clients[connection.client] = usage.connections <= 0 && usage.uploads == 0 ? nil : usage
+        }
     }
 
     /// Stops accepting, closes idle connections, lets in-flight requests finish (their responses carry

@@ -178,6 +178,9 @@ final class EngineBox: @unchecked Sendable {
 
 /// The standalone command (`koper-backend createrepo [--update] DIR`): one publish in the calling process.
 public enum CreateRepo {
+    /// The publisher's private directory inside each repository (index, blobs, lock): not for HTTP clients.
+    public static let privateDirectoryName = RepoEngine.indexDirectoryName
+
     /// Publishes `directory`.
     ///
     /// - Parameter update: reuse `DIR/.koper-repodata/index` (only new or changed files are read); without it

@@ -27,9 +27,20 @@ struct ListingEntry {
 struct ConfinedFileSystem: Sendable {
     /// The canonical root (`realpath` of the configured one), or nil while it does not exist.
     let configuredRoot: String
+    /// Names that are never served or listed at any depth (a publisher's private index): a path that passes
+    /// through one, directly or through a symlink, is refused like a missing one.
+    let hiddenNames: Set<String>
 
-    init(root: String) {
+    init(root: String, hiddenNames: Set<String> = []) {
         self.configuredRoot = root
+        self.hiddenNames = hiddenNames
+    }
+
+    /// `path` (canonical, inside `root`) passes through a hidden name below the root.
+    func isHidden(_ path: String, root: String) -> Bool {
+        if self.hiddenNames.isEmpty { return false }
+        let below = path.dropFirst(root == "/" ? 0 : root.count)
+        return below.split(separator: "/").contains { self.hiddenNames.contains(String($0)) }
     }
 
     /// The root's canonical path right now (it may be created after the handler).
@@ -46,7 +57,9 @@ struct ConfinedFileSystem: Sendable {
     func open(segments: [String]) -> OpenedNode? {
         guard let root = self.canonicalRoot() else { return nil }
         let candidate = segments.isEmpty ? root : (root == "/" ? "" : root) + "/" + segments.joined(separator: "/")
-        guard let resolved = Self.realPath(candidate), Self.isInside(resolved, root: root) else { return nil }
+        guard let resolved = Self.realPath(candidate), Self.isInside(resolved, root: root),
+            !self.isHidden(resolved, root: root)
+        else { return nil }
         // O_NOFOLLOW: `resolved` has no symlinks left, so a symlink in the last place now is a swap: refuse it.
         // O_NONBLOCK: opening a FIFO for reading must not hang the queue (it is refused below anyway).
         let fd = Glibc.open(resolved, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
@@ -90,7 +103,7 @@ struct ConfinedFileSystem: Sendable {
                     String(validatingCString: $0)
                 }
             }
-            guard let name, name != ".", name != ".." else { continue }
+            guard let name, name != ".", name != "..", !self.hiddenNames.contains(name) else { continue }
             if entries.count >= limit {
                 truncated = true
                 break
@@ -100,7 +113,7 @@ struct ConfinedFileSystem: Sendable {
             if st.st_mode & S_IFMT == S_IFLNK {
                 // Follow only a link whose target stays inside the root.
                 guard let root, let directoryPath, let target = Self.realPath(directoryPath + "/" + name),
-                    Self.isInside(target, root: root), stat(target, &st) == 0
+                    Self.isInside(target, root: root), !self.isHidden(target, root: root), stat(target, &st) == 0
                 else { continue }
             }
             let kind = st.st_mode & S_IFMT

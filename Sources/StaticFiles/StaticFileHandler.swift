@@ -17,7 +17,8 @@ import Glibc
 ///   chosen by extension, `Last-Modified`, `Accept-Ranges: bytes` and single byte ranges (206 / 416). A file that
 ///   grows while it is served (a live log) is sent at its size when the request arrived.
 /// - `.`/`..` segments (raw or percent-encoded), encoded slashes, NUL, and symlinks that resolve outside the root all
-///   answer 404, exactly like a missing file, so nothing outside the tree is revealed.
+///   answer 404, exactly like a missing file, so nothing outside the tree is revealed. So do hidden names (`hiding`,
+///   e.g. the publisher's `.koper-repodata/` index), which listings leave out as well.
 ///
 /// Blocking file-system calls run on the handler's own queue, never on the cooperative pool.
 public struct StaticFileHandler: HTTPHandler {
@@ -31,9 +32,10 @@ public struct StaticFileHandler: HTTPHandler {
     let queue: DispatchQueue
 
     /// `root` is the directory served; it may not exist yet (requests answer 404 until it does). `urlPrefix` is
-    /// the path it appears under.
-    public init(root: String, urlPrefix: String = "/results", logger: Logger) {
-        self.fileSystem = ConfinedFileSystem(root: root)
+    /// the path it appears under. Names in `hiding` are neither served nor listed at any depth (404, like a
+    /// missing file).
+    public init(root: String, urlPrefix: String = "/results", hiding: Set<String> = [], logger: Logger) {
+        self.fileSystem = ConfinedFileSystem(root: root, hiddenNames: hiding)
         var prefix = urlPrefix
         while prefix.hasSuffix("/") { prefix.removeLast() }
         if !prefix.isEmpty && !prefix.hasPrefix("/") { prefix = "/" + prefix }

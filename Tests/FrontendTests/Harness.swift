@@ -28,8 +28,10 @@ final class FrontendHarness: Sendable {
         "fedora-39-x86_64", "fedora-39-i386", "fedora-40-x86_64", "fedora-rawhide-x86_64", "epel-9-x86_64",
     ]
 
-    init(configure: (inout FrontendConfig) -> Void = { _ in }) async throws {
-        let conninfo = try await PostgresFixture.makeDatabaseAsync()
+    /// `conninfo`: a database of the test's own (a dedicated cluster it stops and starts); by default a fresh one.
+    init(conninfo given: String? = nil, configure: (inout FrontendConfig) -> Void = { _ in }) async throws {
+        let conninfo: String
+        if let given { conninfo = given } else { conninfo = try await PostgresFixture.makeDatabaseAsync() }
         let storage = try makeTemporaryDirectory(prefix: "koper-frontend")
         var config = FrontendConfig(
             database: conninfo,
@@ -46,7 +48,7 @@ final class FrontendHarness: Sendable {
         _ = try await PGMigrator.migrate(self.pool, migrations: Schema.migrations, logger: logger)
         self.app = FrontendApp(config: config, db: self.pool, logger: logger)
         self.server = Server(
-            configuration: HTTPServerConfiguration(port: 0, temporaryDirectory: config.spoolDir),
+            configuration: config.serverConfiguration,
             handler: self.app,
             logger: logger
         )

@@ -43,16 +43,26 @@ struct EchoHandler: HTTPHandler {
     let memoryMax: Int
     let fileMax: Int
     let observations: Observations
+    /// The head-phase verdict (`admission(for:remoteAddress:)`); admits everything unless a test says otherwise.
+    let admit: @Sendable (HTTPRequestHead) -> HTTPAdmission
 
-    init(memoryMax: Int = 1 << 20, fileMax: Int = 8 << 20, observations: Observations = Observations()) {
+    init(
+        memoryMax: Int = 1 << 20,
+        fileMax: Int = 8 << 20,
+        observations: Observations = Observations(),
+        admit: @escaping @Sendable (HTTPRequestHead) -> HTTPAdmission = { _ in .admit }
+    ) {
         self.memoryMax = memoryMax
         self.fileMax = fileMax
         self.observations = observations
+        self.admit = admit
     }
 
     func bodyPolicy(for head: HTTPRequestHead) -> HTTPBodyPolicy {
         head.rawPath.hasPrefix("/file") ? .file(maxBytes: self.fileMax) : .memory(maxBytes: self.memoryMax)
     }
+
+    func admission(for head: HTTPRequestHead, remoteAddress: String) -> HTTPAdmission { self.admit(head) }
 
     func handle(_ request: HTTPRequest) async -> HTTPResponse {
         let head = request.head

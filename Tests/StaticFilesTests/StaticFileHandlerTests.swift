@@ -269,6 +269,46 @@ struct StaticFileHandlerTests {
         }
     }
 
+    @Test func hiddenNamesAreNeitherServedNorListed() async throws {
+        let tree = ResultsTree()
+        defer { tree.remove() }
+        // A published chroot: repodata/ is public, the publisher's .koper-repodata/ index is not.
+        tree.write("o/p/fedora-41-x86_64/repodata/repomd.xml", "<repomd/>")
+        tree.write("o/p/fedora-41-x86_64/.koper-repodata/index", "private index")
+        tree.write("o/p/fedora-41-x86_64/.koper-repodata/lock", "")
+        tree.symlink("o/p/fedora-41-x86_64/alias", to: ".koper-repodata")
+        tree.write("o/p/fedora-41-x86_64/.other-dot", "shown")
+        let handler = StaticFileHandler(root: tree.root, hiding: [".koper-repodata"], logger: quietLogger)
+        func get(_ target: String) async -> HTTPResponse {
+            let response = await handler.handle(
+                HTTPRequest(head: HTTPRequestHead(method: "GET", target: target), body: .empty)
+            )
+            response.discardFile()
+            return response
+        }
+        let chroot = "/results/o/p/fedora-41-x86_64/"
+        #expect(await get(chroot + "repodata/repomd.xml").status == 200)
+        #expect(await get(chroot + ".other-dot").status == 200)
+        for hidden in [
+            ".koper-repodata/index", ".koper-repodata/", ".koper-repodata", ".koper-repodata/lock", "alias/index",
+            "alias/", "%2Ekoper-repodata/index",
+        ] {
+            #expect(await get(chroot + hidden).status == 404, "\(hidden)")
+        }
+        let listing = await get(chroot)
+        #expect(listing.status == 200)
+        let html = String(decoding: listing.body, as: UTF8.self)
+        #expect(html.contains("repodata/") && html.contains(".other-dot"))
+        #expect(!html.contains("koper-repodata") && !html.contains("alias"))
+        // Without `hiding` the same tree is served as it is (the option, not a rule of the tree, hides it).
+        let plain = StaticFileHandler(root: tree.root, logger: quietLogger)
+        let open = await plain.handle(
+            HTTPRequest(head: HTTPRequestHead(method: "GET", target: chroot + ".koper-repodata/index"), body: .empty)
+        )
+        open.discardFile()
+        #expect(open.status == 200)
+    }
+
     @Test func composesWithOtherRoutes() async throws {
         let tree = makeSampleTree()
         defer { tree.remove() }

@@ -96,6 +96,17 @@ public final class PostgresCluster: Sendable {
         try pgCtl(["restart", "-m", "fast", "-o", serverOptions])
     }
 
+    /// `pg_ctl stop -m fast`: every client connection is cut and the server is gone (an outage) until
+    /// `startServer()`. Not `immediate`: with `synchronous_commit=off` that would lose the last commits.
+    public func stopServer() throws {
+        try pgCtl(["stop", "-m", "fast"])
+    }
+
+    /// Starts the server stopped by `stopServer()` again, on the same port.
+    public func startServer() throws {
+        try pgCtl(["start", "-o", serverOptions])
+    }
+
     /// Stops the server and deletes the cluster's directory. Safe to call more than once.
     public func stop() {
         let alreadyStopped = isStopped.withLock { stopped in

@@ -105,8 +105,14 @@ public final class TestHTTPClient: @unchecked Sendable {
     /// True once `recv` returned 0 (or the connection was reset).
     public private(set) var sawEndOfStream = false
 
-    /// Connects to `host:port` (IPv4). `timeout` bounds every single receive and send.
-    public init(port: Int, host: String = "127.0.0.1", timeout: Duration = .seconds(10)) throws {
+    /// Connects to `host:port` (IPv4). `timeout` bounds every single receive and send. `localHost` binds the
+    /// client's end to that address first (e.g. `127.0.0.2`, to be another client of a server on 127.0.0.1).
+    public init(
+        port: Int,
+        host: String = "127.0.0.1",
+        localHost: String? = nil,
+        timeout: Duration = .seconds(10)
+    ) throws {
         self.port = port
         self.host = host
         #if canImport(Glibc)
@@ -121,6 +127,24 @@ public final class TestHTTPClient: @unchecked Sendable {
         guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
             Glibc.close(fd)
             throw TestHTTPClientError(.connect, "bad IPv4 address \(host)")
+        }
+        if let localHost {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            guard inet_pton(AF_INET, localHost, &local.sin_addr) == 1 else {
+                Glibc.close(fd)
+                throw TestHTTPClientError(.connect, "bad IPv4 address \(localHost)")
+            }
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard bound == 0 else {
+                let e = errno
+                Glibc.close(fd)
+                throw TestHTTPClientError(.connect, errno: e, "bind to \(localHost) failed")
+            }
         }
         var result: Int32
         repeat {
