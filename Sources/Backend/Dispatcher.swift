@@ -45,7 +45,6 @@ actor Dispatcher {
     func start() async {
         let records = self.context.jobs.all()
         await self.closeOrphanedTickets(keeping: Set(records.compactMap(\.ticket)))
-        await self.releaseOrphanedClaims(keeping: records.map(\.taskID))
         // Builds that were in flight when the Backend stopped: reattach, requeue or report them first.
         for record in records {
             self.logger.info(
@@ -54,7 +53,15 @@ actor Dispatcher {
             )
             self.launch(record)
         }
-        self.loops.append(Task { await self.pollLoop() })
+        // Claims no job file names go back first (waiting for the Frontend if it is away), then the one channel. The
+        // resumed builds above do not wait for either.
+        let keep = records.map(\.taskID)
+        self.loops.append(
+            Task {
+                await self.releaseOrphanedClaims(keeping: keep)
+                await self.pollLoop()
+            }
+        )
     }
 
     /// Tickets no job file names were opened by a Backend that stopped before it claimed their task (or before it
@@ -73,7 +80,8 @@ actor Dispatcher {
 
     /// Tasks the Frontend shows as claimed by this Backend that no job file names: it was killed after the claim and
     /// before saving the job file. Nobody would ever finish them, so they go back to `pending` (they are queued again
-    /// by the next poll). Retried until the Frontend answers; the poll loop starts after it.
+    /// by the next poll). Retried until the Frontend answers; the poll loop starts after it, so no new claim can race
+    /// with it.
     func releaseOrphanedClaims(keeping: [TaskID]) async {
         var delay: Duration = .seconds(1)
         while !Task.isCancelled {

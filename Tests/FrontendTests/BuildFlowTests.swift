@@ -697,7 +697,8 @@ struct BuildFlowTests {
         )
         let second = try await s.upload(u, project: "cx", srpm: try await SRPMFixture.slow(name: "waiter", seconds: 1))
         try await Task.sleep(for: .seconds(2))
-        #expect(try await s.state(second) == "starting")  // claimed, waiting for a builder
+        // Queued, waiting for a builder: a worker leases before it claims, so the build stays pending (issue 10).
+        #expect(try await s.state(second) == "pending")
         // Cancel while waiting: the backend lets go of the lease request within a second.
         let clock = ContinuousClock()
         var t0 = clock.now
@@ -794,7 +795,13 @@ struct BuildFlowTests {
             try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(180)) == "succeeded",
             "\(s.backendLog.suffix(4000))"
         )
-        #expect(s.backendLog.contains("builder lost; retrying elsewhere"))
+        // The lost builder is an infrastructure failure (its session drops) or a lost builder (its status is gone):
+        // either way the build is retried, never failed.
+        let log = s.backendLog
+        #expect(
+            log.contains("builder lost; retrying elsewhere")
+                || log.contains("infrastructure failure; the build will be retried")
+        )
         await s.stop()
     }
 }
@@ -823,7 +830,13 @@ struct BuilderProcessLossTests {
             try await s.wait(id, for: ["succeeded", "failed"], timeout: .seconds(120)) == "succeeded",
             "\(s.backendLog.suffix(3000))"
         )
-        #expect(s.backendLog.contains("builder lost; retrying elsewhere"))
+        // The lost builder is an infrastructure failure (its session drops) or a lost builder (its status is gone):
+        // either way the build is retried, never failed.
+        let log = s.backendLog
+        #expect(
+            log.contains("builder lost; retrying elsewhere")
+                || log.contains("infrastructure failure; the build will be retried")
+        )
         await s.stop()
     }
 }
