@@ -34,7 +34,13 @@ struct VerifyCommand: AsyncParsableCommand {
         // A project directory (PROJECT:DIR) shares the project's key.
         let projectName = parts[1].split(separator: ":", maxSplits: 1).first.map(String.init) ?? parts[1]
         let keyPath = "\(self.results)/\(parts[0])/\(projectName)/pubkey.gpg"
-        let publicKey = try await RepoVerifier.loadPublicKey(path: keyPath)
+        let publicKey = try await { () async throws(ValidationError) in
+            do {
+                return try await RepoVerifier.loadPublicKey(path: keyPath)
+            } catch {
+                throw ValidationError("cannot use the project key \(keyPath): \(error)")
+            }
+        }()
         let chroots = try self.chroots(in: projectDirectory)
         let publisher = RepoPublisher(
             logger: Logger(label: "koper.backend.verify", factory: { _ in SwiftLogNoOpLogHandler() })
