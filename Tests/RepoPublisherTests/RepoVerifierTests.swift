@@ -52,6 +52,7 @@ private let sharedKeys: Result<VerifierKeys, FixtureError> = Result { () throws(
         exports.append(([UInt8](secret), [UInt8](publicKey), armored))
     }
     _ = try? run("/usr/bin/gpgconf", ["--homedir", home, "--kill", "gpg-agent"])
+    try? FileManager.default.removeItem(atPath: home)  // the exports are in memory
     return VerifierKeys(
         project: exports[0].secret,
         projectPublic: exports[0].public,
