@@ -104,7 +104,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        /** libcrypto: SHA-1/256/512, RSA PKCS#1 v1.5 signing, secure random bytes, constant-time comparison. */
+        /** libcrypto: SHA-1/256/512, RSA PKCS#1 v1.5 signing and verification, secure random bytes, constant-time comparison. */
         .target(name: "LibCrypto", dependencies: ["CLibcrypto"], swiftSettings: swiftSettings),
         /** RPM signing: OpenPGP keys on libcrypto, packet checks, signature header insertion (temp file + fsync + rename). */
         .target(
@@ -112,11 +112,12 @@ let package = Package(
             dependencies: ["RPM", "OpenPGP", "LibCrypto", "AtomicFile"],
             swiftSettings: swiftSettings
         ),
-        /** Incremental repodata per directory: digest-keyed index, gzip members, atomic swap, batched publishes. */
+        /** Incremental repodata per directory: digest-keyed index, gzip members, atomic swap, batched publishes; a verifier of published repositories (checksums, listing, signatures). */
         .target(
             name: "RepoPublisher",
             dependencies: [
-                "Repodata", "RPM", "Gzip", "LibCrypto", "AtomicFile", .product(name: "Logging", package: "swift-log"),
+                "Repodata", "RPM", "Gzip", "LibCrypto", "AtomicFile", "OpenPGP", "RPMSign",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -247,7 +248,7 @@ let package = Package(
         .testTarget(
             name: "RepoPublisherTests",
             dependencies: [
-                "RepoPublisher", "Repodata", "Gzip", "LibCrypto", "TestSupport",
+                "RepoPublisher", "Repodata", "Gzip", "LibCrypto", "OpenPGP", "RPMSign", "RPM", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -17,7 +17,7 @@ struct BackendCommand: AsyncParsableCommand {
         commandName: "koper-backend",
         abstract:
             "Koper backend: build dispatch, the ticket service, workers on leased builders, and the results tree.",
-        subcommands: [Serve.self, TicketsCommand.self, CreateRepoCommand.self, SignCommand.self],
+        subcommands: [Serve.self, TicketsCommand.self, CreateRepoCommand.self, SignCommand.self, VerifyCommand.self],
         defaultSubcommand: Serve.self
     )
 }

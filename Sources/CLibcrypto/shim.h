@@ -19,4 +19,5 @@ static const char *const CLibcrypto_RSA_EXPONENT1 = OSSL_PKEY_PARAM_RSA_EXPONENT
 static const char *const CLibcrypto_RSA_EXPONENT2 = OSSL_PKEY_PARAM_RSA_EXPONENT2;
 static const char *const CLibcrypto_RSA_COEFFICIENT1 = OSSL_PKEY_PARAM_RSA_COEFFICIENT1;
 static const int CLibcrypto_EVP_PKEY_KEYPAIR = EVP_PKEY_KEYPAIR;
+static const int CLibcrypto_EVP_PKEY_PUBLIC_KEY = EVP_PKEY_PUBLIC_KEY;
 static const int CLibcrypto_RSA_PKCS1_PADDING = RSA_PKCS1_PADDING;

@@ -10,6 +10,7 @@ public struct RepoPublisherError: Error, Sendable, CustomStringConvertible {
             case notADirectory
             case corruptIndex
             case internalError
+            case invalidKey
         }
 
         private let value: Value
@@ -26,6 +27,8 @@ public struct RepoPublisherError: Error, Sendable, CustomStringConvertible {
         public static let corruptIndex = Code(.corruptIndex)
         /// A library below failed for a reason that is not the input's fault (zlib, libcrypto).
         public static let internalError = Code(.internalError)
+        /// The public key given to the verifier is unreadable or unusable (not an RSA OpenPGP v4 key, too small).
+        public static let invalidKey = Code(.invalidKey)
 
         public var description: String {
             switch self.value {
@@ -33,6 +36,7 @@ public struct RepoPublisherError: Error, Sendable, CustomStringConvertible {
             case .notADirectory: return "notADirectory"
             case .corruptIndex: return "corruptIndex"
             case .internalError: return "internalError"
+            case .invalidKey: return "invalidKey"
             }
         }
     }
